@@ -1,0 +1,283 @@
+"""The one place where Keras 2 and Keras 3, and their backends, differ.
+
+Every property in ``spec/`` talks to Keras through this module, so each
+property reads the same in every environment. What it hides:
+
+- which Keras is under test: Keras 3 (``import keras``), tf.keras on TF <= 2.15
+  (Keras 2, ``import keras`` is 2.x), or tf-keras with ``TF_USE_LEGACY_KERAS=1``;
+- the backend (tensorflow, jax, torch) and how a call is compiled there;
+- weight names (``lstm/lstm_cell/kernel:0`` in Keras 2, ``kernel`` in Keras 3);
+- the container that ``return_state`` returns (list or tuple);
+- ``reset_states`` versus ``reset_state``;
+- tensors required for ``initial_state`` (Keras 2 refuses numpy arrays);
+- device placement.
+
+Version-dependent *behavior* (a default, a definition) is data, in
+``spec/data/conventions.toml``; this module only reads it.
+"""
+
+import functools
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DATA = Path(__file__).parent / "data"
+
+
+def _load_keras():
+    if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
+        import tf_keras as keras  # noqa: F401
+        return keras, "tf_keras"
+    import keras
+    return keras, "keras"
+
+
+keras, KERAS_PACKAGE = _load_keras()
+KERAS_VERSION = keras.__version__
+KERAS_MAJOR = int(KERAS_VERSION.split(".")[0])
+BACKEND = keras.backend.backend() if KERAS_MAJOR >= 3 else "tensorflow"
+IS_KERAS3 = KERAS_MAJOR >= 3
+
+LAYER_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _version_tuple(v):
+    return tuple(int(p) for p in re.findall(r"\d+", v)[:3])
+
+
+@functools.cache
+def conventions():
+    """The version-dependent conventions that apply to the Keras under test.
+
+    ``conventions.toml`` has a ``[default]`` table and ``[[rule]]`` entries
+    with ``keras = ">=3"``-style bounds; later matching rules override.
+    """
+    raw = tomllib.loads((DATA / "conventions.toml").read_text())
+    out = dict(raw["default"])
+    mine = _version_tuple(KERAS_VERSION)
+    for rule in raw.get("rule", []):
+        if _matches(mine, rule.get("keras", "")) and rule.get("backend", BACKEND) == BACKEND:
+            out.update(rule["set"])
+    return out
+
+
+def _matches(version, spec):
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        op, num = re.match(r"(>=|<=|==|<|>)\s*([\d.]+)", clause).groups()
+        bound = _version_tuple(num)
+        v = version[:len(bound)]
+        if not {">=": v >= bound, "<=": v <= bound, "==": v == bound,
+                "<": v < bound, ">": v > bound}[op]:
+            return False
+    return True
+
+
+def tf_version():
+    try:
+        import tensorflow as tf
+        return tf.__version__
+    except ImportError:
+        return None
+
+
+def devices():
+    """Devices the backend can see, as ``["cpu"]`` or ``["cpu", "gpu"]``."""
+    found = ["cpu"]
+    try:
+        if BACKEND == "tensorflow":
+            import tensorflow as tf
+            if tf.config.list_physical_devices("GPU"):
+                found.append("gpu")
+        elif BACKEND == "torch":
+            import torch
+            if torch.cuda.is_available():
+                found.append("gpu")
+        elif BACKEND == "jax":
+            import jax
+            if any(d.platform == "gpu" for d in jax.devices()):
+                found.append("gpu")
+    except Exception:  # a broken GPU runtime is reported as "no GPU"
+        pass
+    return found
+
+
+def device_scope(device):
+    """A context manager that places Keras computation on ``device``."""
+    if IS_KERAS3:
+        name = "cpu:0" if device == "cpu" else "gpu:0"
+        return keras.device(name)
+    import tensorflow as tf
+    return tf.device("/CPU:0" if device == "cpu" else "/GPU:0")
+
+
+# --------------------------------------------------------------------------- layers
+
+def layer_class(kind):
+    return getattr(keras.layers, LAYER_CLASSES[kind])
+
+
+def make_layer(kind, units, **flags):
+    """A SimpleRNN, LSTM or GRU layer with the given Keras arguments."""
+    return layer_class(kind)(units, **flags)
+
+
+def bidirectional(layer, merge_mode="concat"):
+    return keras.layers.Bidirectional(layer, merge_mode=merge_mode)
+
+
+def build(layer, batch, features):
+    """Build ``layer`` for inputs (batch, None, features)."""
+    layer.build((batch, None, features))
+    return layer
+
+
+def short_weight_names(layer):
+    """``['kernel', 'recurrent_kernel', 'bias']``, whatever the version's scoping."""
+    return [re.sub(r":\d+$", "", w.name).split("/")[-1] for w in layer.weights]
+
+
+def weight_shapes(layer):
+    return [tuple(int(d) for d in w.shape) for w in layer.weights]
+
+
+def count_params(layer):
+    return int(layer.count_params())
+
+
+def set_weights(layer, arrays):
+    layer.set_weights([np.asarray(a, np.float32) for a in arrays])
+
+
+def get_weights(layer):
+    return [np.asarray(w, np.float64) for w in layer.get_weights()]
+
+
+def reset_states(layer):
+    if hasattr(layer, "reset_state"):
+        layer.reset_state()
+    else:
+        layer.reset_states()
+
+
+def to_numpy(value):
+    if isinstance(value, (list, tuple)):
+        return [to_numpy(v) for v in value]
+    if IS_KERAS3:
+        return np.asarray(keras.ops.convert_to_numpy(value), np.float64)
+    return np.asarray(value, np.float64)
+
+
+def as_list(outputs):
+    """Keras returns a tensor, a list (Keras 2) or a tuple (Keras 3): make it a list."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _tensor(a, dtype="float32"):
+    if a is None:
+        return None
+    if IS_KERAS3:
+        return keras.ops.convert_to_tensor(np.asarray(a, dtype))
+    import tensorflow as tf
+    return tf.convert_to_tensor(np.asarray(a, dtype))
+
+
+def call(layer, x, *, mask=None, initial_state=None, training=False):
+    """Eager call; returns the outputs as a list of float64 arrays."""
+    kwargs = {"training": training}
+    if mask is not None:
+        kwargs["mask"] = _tensor(mask, "bool")
+    if initial_state is not None:
+        kwargs["initial_state"] = [_tensor(s) for s in initial_state]
+    return to_numpy(as_list(layer(_tensor(x), **kwargs)))
+
+
+# --------------------------------------------------------------------------- compiled calls
+
+def compiled_call(layer, *, has_mask, n_initial_states, training=False, timesteps=None):
+    """The compiled path users run: a callable ``(weights, x, mask, initial_state) -> [arrays]``.
+
+    tensorflow: a ``tf.function`` with unknown batch and time dimensions, so
+    new weights and new shapes do not retrace. jax: ``jax.jit`` over
+    ``stateless_call`` with the weights as arguments (one compile per input
+    shape). torch: the eager call (Keras 3 on torch has no graph mode).
+    ``timesteps`` fixes the time dimension (``unroll=True`` needs it).
+    """
+    if BACKEND == "tensorflow":
+        return _tf_compiled(layer, has_mask, n_initial_states, training, timesteps)
+    if BACKEND == "jax":
+        return _jax_compiled(layer, has_mask, n_initial_states, training)
+    return _eager_with_weights(layer, training)
+
+
+def _eager_with_weights(layer, training):
+    def run(weights, x, mask=None, initial_state=None):
+        set_weights(layer, weights)
+        return call(layer, x, mask=mask, initial_state=initial_state, training=training)
+    return run
+
+
+def _tf_compiled(layer, has_mask, n_initial_states, training, timesteps):
+    import tensorflow as tf
+    features = int(layer.weights[0].shape[0])
+    units = [int(s) for s in _state_units(layer, n_initial_states)]
+    signature = [tf.TensorSpec([None, timesteps, features], tf.float32)]
+    if has_mask:
+        signature.append(tf.TensorSpec([None, timesteps], tf.bool))
+    signature += [tf.TensorSpec([None, u], tf.float32) for u in units]
+
+    @tf.function(input_signature=signature)
+    def graph(x, *rest):
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = rest[0]
+            rest = rest[1:]
+        if rest:
+            kwargs["initial_state"] = list(rest)
+        return as_list(layer(x, **kwargs))
+
+    def run(weights, x, mask=None, initial_state=None):
+        set_weights(layer, weights)
+        args = [np.asarray(x, np.float32)]
+        if has_mask:
+            args.append(np.asarray(mask, bool))
+        args += [np.asarray(s, np.float32) for s in (initial_state or [])]
+        return to_numpy(graph(*args))
+    return run
+
+
+def _jax_compiled(layer, has_mask, n_initial_states, training):
+    import jax
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+
+    @jax.jit
+    def graph(trainable, x, mask, initial_state):
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = mask
+        if initial_state:
+            kwargs["initial_state"] = list(initial_state)
+        out, _ = layer.stateless_call(trainable, non_trainable, x, **kwargs)
+        return as_list(out)
+
+    def run(weights, x, mask=None, initial_state=None):
+        trainable = [np.asarray(w, np.float32) for w in weights]
+        init = [np.asarray(s, np.float32) for s in (initial_state or [])]
+        m = np.asarray(mask, bool) if has_mask else None
+        return to_numpy(graph(trainable, np.asarray(x, np.float32), m, init))
+    return run
+
+
+def _state_units(layer, n):
+    """Width of each initial state a layer takes (Bidirectional: forward then backward)."""
+    inner = getattr(layer, "forward_layer", None)
+    cell = (inner or layer).cell
+    size = cell.state_size
+    sizes = list(size) if isinstance(size, (list, tuple)) else [size]
+    if inner is not None:
+        sizes = sizes * 2
+    return sizes[:n]

@@ -1,0 +1,178 @@
+"""What one example is: a layer configuration, its weights and its inputs.
+
+A :class:`LayerConfig` holds every Keras argument that a property varies. A
+:class:`Case` adds the concrete data: input features, weights, inputs, mask
+and initial state. ``keras_layer`` builds the layer under test from a
+config, and ``reference_outputs`` computes what the formulas say it must
+return, in Keras's output order.
+"""
+
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+import numpy as np
+
+import reference
+from reference.structure import weight_shapes
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    kind: str = "lstm"
+    units: int = 4
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    use_bias: bool = True
+    reset_after: bool = True          # GRU only
+    unit_forget_bias: bool = True     # LSTM only (an initializer: no effect on set weights)
+    implementation: int = 2           # LSTM/GRU: 1 = per-gate matmuls, 2 = one fused matmul
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    unroll: bool = False
+    zero_output_for_mask: Optional[bool] = None   # None: the layer's default (False)
+    bidirectional: Optional[str] = None           # None, or a merge_mode name ("none" for merge_mode=None)
+
+    def keras_kwargs(self):
+        kw = dict(activation=self.activation, use_bias=self.use_bias,
+                  return_sequences=self.return_sequences, return_state=self.return_state,
+                  go_backwards=self.go_backwards, unroll=self.unroll)
+        if self.kind != "simple_rnn":
+            kw["recurrent_activation"] = self.recurrent_activation
+            kw["implementation"] = self.implementation
+        if self.kind == "gru":
+            kw["reset_after"] = self.reset_after
+        if self.kind == "lstm":
+            kw["unit_forget_bias"] = self.unit_forget_bias
+        if self.zero_output_for_mask is not None:
+            kw["zero_output_for_mask"] = self.zero_output_for_mask
+        return kw
+
+    def cell_spec(self, hard_sigmoid):
+        return reference.CellSpec(
+            kind=self.kind, units=self.units, activation=self.activation,
+            recurrent_activation=self.recurrent_activation if self.kind != "simple_rnn" else "sigmoid",
+            use_bias=self.use_bias, reset_after=self.reset_after, hard_sigmoid=hard_sigmoid)
+
+    @property
+    def n_states(self):
+        per_layer = 2 if self.kind == "lstm" else 1
+        return per_layer * (2 if self.bidirectional else 1)
+
+    def one_line(self, features=None):
+        """The configuration on one line, for failure messages and reports."""
+        fields = [f"{k}={v!r}" for k, v in self.__dict__.items() if v != getattr(DEFAULT, k)]
+        if features is not None:
+            fields.insert(0, f"features={features}")
+        return f"{self.kind}(units={self.units}" + "".join(", " + f for f in fields if not f.startswith(("kind=", "units="))) + ")"
+
+
+DEFAULT = LayerConfig()
+
+
+@dataclass
+class Case:
+    config: LayerConfig
+    features: int
+    weights: list                   # Keras order; Bidirectional: forward then backward
+    x: np.ndarray                   # (batch, timesteps, features)
+    mask: Optional[np.ndarray] = None
+    initial_state: Optional[list] = None
+    training: bool = False
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def batch(self):
+        return self.x.shape[0]
+
+    @property
+    def timesteps(self):
+        return self.x.shape[1]
+
+
+def layer_weight_shapes(config, features):
+    shapes = [s for _, s in weight_shapes(config.kind, config.units, features,
+                                          use_bias=config.use_bias, reset_after=config.reset_after)]
+    return shapes * (2 if config.bidirectional else 1)
+
+
+def random_weights(config, features, rng, recurrent_gain=0.8):
+    """Fan-in-scaled weights, different for every gate.
+
+    kernel ~ N(0, 1/features), recurrent_kernel ~ N(0, gain^2/units),
+    bias ~ U(-0.5, 0.5). Bounding the recurrent gain keeps the dynamics
+    contracting, so a float32 run stays within ~1e-6 of the float64
+    reference over many steps (unscaled N(0, 0.25) weights at 128 units are
+    chaotic: float32 then drifts O(1) from float64 after 50 steps).
+    """
+    out = []
+    for i, shape in enumerate(layer_weight_shapes(config, features)):
+        role = i % (3 if config.use_bias else 2)
+        if role == 0:
+            w = rng.standard_normal(shape) / np.sqrt(features)
+        elif role == 1:
+            w = rng.standard_normal(shape) * recurrent_gain / np.sqrt(config.units)
+        else:
+            w = rng.uniform(-0.5, 0.5, shape)
+        out.append(w.astype(np.float32).astype(np.float64))
+    return out
+
+
+def with_flags(config, **changes):
+    return replace(config, **changes)
+
+
+# --------------------------------------------------------------------------- keras side
+
+def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0):
+    """The Keras layer under test, built for inputs (batch, None, features)."""
+    from spec import adapter
+    kwargs = config.keras_kwargs()
+    if stateful:
+        kwargs["stateful"] = True
+    if dropout or recurrent_dropout:
+        kwargs.update(dropout=dropout, recurrent_dropout=recurrent_dropout)
+    layer = adapter.make_layer(config.kind, config.units, **kwargs)
+    if config.bidirectional:
+        layer = adapter.bidirectional(layer, merge_mode=None if config.bidirectional == "none" else config.bidirectional)
+    return adapter.build(layer, batch, features)
+
+
+# --------------------------------------------------------------------------- reference side
+
+def _split_states(states, n):
+    return (list(states[:n]), list(states[n:])) if states is not None else (None, None)
+
+
+def reference_outputs(case, hard_sigmoid):
+    """What Keras must return for ``case``, as a list in Keras's order.
+
+    ``[output]`` (Bidirectional with merge_mode=None: ``[forward, backward]``),
+    followed by the final states when ``return_state``.
+    """
+    c = case.config
+    spec = c.cell_spec(hard_sigmoid)
+    per = 3 if c.use_bias else 2
+    weights = case.weights
+
+    def unpack(ws):
+        return (ws[0], ws[1], ws[2] if c.use_bias else None)
+
+    zofm = c.zero_output_for_mask
+    if not c.bidirectional:
+        res = reference.run_layer(spec, case.x, *unpack(weights), mask=case.mask,
+                                  initial_state=case.initial_state, go_backwards=c.go_backwards,
+                                  zero_output_for_mask=bool(zofm))
+        outs = [res.output(c.return_sequences)]
+        states = list(res.states)
+    else:
+        n = spec.n_states
+        mode = None if c.bidirectional == "none" else c.bidirectional
+        init = None if case.initial_state is None else _split_states(case.initial_state, n)
+        merged, fw_states, bw_states = reference.run_bidirectional(
+            spec, case.x, unpack(weights[:per]), unpack(weights[per:]), merge_mode=mode,
+            return_sequences=c.return_sequences, mask=case.mask, initial_state=init,
+            zero_output_for_mask=zofm)
+        outs = merged if isinstance(merged, list) else [merged]
+        states = list(fw_states) + list(bw_states)
+    return outs + states if c.return_state else outs

@@ -1,0 +1,58 @@
+"""Known divergences: recognise the examples that hit one.
+
+The entries live in ``spec/data/divergences.toml``; this module holds the
+predicates they name. A property calls :func:`known_divergence` before it
+asserts: an example that matches an active entry is recorded as that
+divergence (Hypothesis ``event`` and the conformance report), and its
+assertion is skipped, so a known finding neither hides other failures of the
+same claim nor turns the gate red. ``spec/test_known_divergences.py`` checks
+that each entry's reproducer still diverges.
+"""
+
+import fnmatch
+import functools
+import os
+
+import numpy as np
+from hypothesis import event
+
+from spec.report import current_claim, divergence_applies, environment, load_divergences, note_divergence
+
+
+def _effective_zero_output_for_mask(config):
+    if config.bidirectional:
+        return config.return_sequences
+    return bool(config.zero_output_for_mask)
+
+
+def unrolled_backwards_zero_output_for_mask(case):
+    c = case.config
+    backwards = c.go_backwards or bool(c.bidirectional)
+    return (c.unroll and backwards and _effective_zero_output_for_mask(c)
+            and case.mask is not None and not np.all(case.mask))
+
+
+PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask]}
+
+
+@functools.cache
+def active_entries():
+    if os.environ.get("RNNSPEC_IGNORE_KNOWN_DIVERGENCES") == "1":
+        return ()
+    env = environment()
+    return tuple(d for d in load_divergences() if divergence_applies(d, env) and "predicate" in d)
+
+
+def known_divergence(case, claim=None):
+    """The id of the active known divergence that ``case`` hits under ``claim``, or None.
+
+    ``claim`` defaults to the running test's claim id.
+    """
+    claim = claim or current_claim()
+    for entry in active_entries():
+        if any(fnmatch.fnmatch(claim, pattern) for pattern in entry["claims"]) \
+                and PREDICATES[entry["predicate"]](case):
+            event(f"known divergence: {entry['id']}")
+            note_divergence(entry["id"])
+            return entry["id"]
+    return None
