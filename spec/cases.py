@@ -7,7 +7,7 @@ config, and ``reference_outputs`` computes what the formulas say it must
 return, in Keras's output order.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -79,7 +79,8 @@ class Case:
     mask: Optional[np.ndarray] = None
     initial_state: Optional[list] = None
     training: bool = False
-    notes: dict = field(default_factory=dict)
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
 
     @property
     def batch(self):

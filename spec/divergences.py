@@ -32,7 +32,13 @@ def unrolled_backwards_zero_output_for_mask(case):
             and case.mask is not None and not np.all(case.mask))
 
 
-PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask]}
+def implementation_1_input_dropout_in_training(case):
+    c = case.config
+    return c.kind in ("lstm", "gru") and c.implementation == 1 and case.training and 0 < case.dropout < 1
+
+
+PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask,
+                                      implementation_1_input_dropout_in_training]}
 
 
 @functools.cache

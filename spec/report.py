@@ -39,6 +39,13 @@ def note_example():
     _examples["count"] += 1
 
 
+def note_observation(key, value):
+    """Record what Keras did (e.g. which exception it raised) in the report, per claim."""
+    seen = _examples.setdefault("observed", {}).setdefault(key, [])
+    if value not in seen:
+        seen.append(value)
+
+
 def current_claim():
     """The claim id of the test that is running ("" outside pytest)."""
     return _examples.get("claim", "")
@@ -179,7 +186,9 @@ def pytest_runtest_call(item):
     _examples["count"] = 0
     _examples["divergences"] = {}
     _examples["claim"] = _claim_of(item)
+    _examples["observed"] = {}
     yield
+    item.user_properties.append(("observed", dict(_examples["observed"])))
     item.user_properties.append(("examples", _examples["count"]))
     item.user_properties.append(("known_divergence_examples", dict(_examples["divergences"])))
 
@@ -207,6 +216,7 @@ def pytest_runtest_logreport(report):
         "reason": reason,
         "examples": props.get("examples", 0),
         "known_divergence_examples": props.get("known_divergence_examples", {}),
+        "observed": props.get("observed", {}),
         "duration_s": round(rep.duration, 3),
     }
 

@@ -25,6 +25,12 @@ NUMERIC_FEATURES = st.integers(1, 5)
 NUMERIC_TIMESTEPS = st.integers(1, 6)
 NUMERIC_BATCH = st.integers(1, 3)
 SEEDS = st.integers(0, 2**32 - 1)
+# Gates must stay bounded for the float32/float64 comparison to mean anything:
+# with recurrent_activation="linear" or "relu" a GRU's update gate z is
+# unbounded and h' = z*h + (1-z)*h~ grows geometrically (measured: 6.8e42 after
+# 10 steps, inf in float32). Keras accepts those, but no tolerance can compare
+# them, so recurrent activations are drawn from the bounded ones.
+RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh")
 
 
 @st.composite
@@ -40,7 +46,7 @@ def layer_configs(draw, kinds=KINDS, bidirectional=None, units=NUMERIC_UNITS,
         kind=kind,
         units=draw(units, label="units"),
         activation=draw(st.sampled_from(ACTIVATION_NAMES), label="activation"),
-        recurrent_activation=draw(st.sampled_from(("sigmoid",) + ACTIVATION_NAMES), label="recurrent_activation"),
+        recurrent_activation=draw(st.sampled_from(RECURRENT_ACTIVATIONS), label="recurrent_activation"),
         use_bias=draw(draw_bool, label="use_bias"),
         reset_after=draw(draw_bool, label="reset_after") if kind == "gru" else True,
         unit_forget_bias=draw(draw_bool, label="unit_forget_bias") if kind == "lstm" else True,
