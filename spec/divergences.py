@@ -32,12 +32,24 @@ def unrolled_backwards_zero_output_for_mask(case):
             and case.mask is not None and not np.all(case.mask))
 
 
+def unrolled_zero_output_for_mask(case):
+    c = case.config
+    return c.unroll and _effective_zero_output_for_mask(c) and case.mask is not None and not np.all(case.mask)
+
+
+def unrolled_backwards_with_mask(case):
+    c = case.config
+    return c.unroll and (c.go_backwards or bool(c.bidirectional)) and case.mask is not None
+
+
 def implementation_1_input_dropout_in_training(case):
     c = case.config
     return c.kind in ("lstm", "gru") and c.implementation == 1 and case.training and 0 < case.dropout < 1
 
 
 PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask,
+                                      unrolled_zero_output_for_mask,
+                                      unrolled_backwards_with_mask,
                                       implementation_1_input_dropout_in_training]}
 
 

@@ -119,6 +119,8 @@ def test_stack_predict_matches_reference(stack):
     """model.predict on a stack (Masking, RNN layers, Dense head) matches the formulas layer by layer."""
     layers, head, features, x, mask, weights, dense = stack
     dense_units = dense[1].shape[0]
+    if any(known_divergence(Case(c, 1, [], x, mask=mask)) for c in layers):
+        return
     model = _model(layers, head, features, x.shape[1], mask is not None, dense_units)
     flat = [w for ws in weights for w in ws] + (dense if head != "none" else [])
     model.set_weights([np.asarray(w, np.float32) for w in flat])
@@ -126,8 +128,6 @@ def test_stack_predict_matches_reference(stack):
     expected = _reference(layers, head, x, mask, weights, dense)
     # the whole stack is one example; the top layer's config names it in the report
     shown = Case(layers[-1], features, flat, x, mask=mask)
-    if any(known_divergence(Case(c, 1, [], x, mask=mask)) for c in layers):
-        return
     try:
         assert_matches_reference(shown, [actual], [expected], path=f"model.predict, head={head}")
     except AssertionError as failure:

@@ -27,12 +27,15 @@ from hypothesis import given
 from spec import adapter
 from spec.assertions import assert_matches_reference
 from spec.cases import reference_outputs
+from spec.divergences import known_divergence
 from spec.runners import run_case
 from spec.strategies import cases, layer_configs
 
 
 def check(case, *, compiled):
     __tracebackhide__ = True
+    if known_divergence(case):
+        return  # counted in the report as that divergence (spec/data/divergences.toml)
     expected = reference_outputs(case, adapter.conventions()["hard_sigmoid"])
     actual = run_case(case, compiled=compiled)
     assert_matches_reference(case, actual, expected, path="compiled call" if compiled else "eager call")
