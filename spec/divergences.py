@@ -42,6 +42,17 @@ def unrolled_backwards_with_mask(case):
     return c.unroll and (c.go_backwards or bool(c.bidirectional)) and case.mask is not None
 
 
+def initial_state_emitted_before_first_unmasked_step(case):
+    c = case.config
+    if c.unroll or _effective_zero_output_for_mask(c) or case.mask is None or case.initial_state is None:
+        return False
+    first = -1 if (c.go_backwards or c.bidirectional) else 0
+    leading = ~case.mask[:, first]
+    if c.bidirectional:
+        leading = leading | ~case.mask[:, 0]
+    return bool(np.any(leading))
+
+
 def implementation_1_input_dropout_in_training(case):
     c = case.config
     return c.kind in ("lstm", "gru") and c.implementation == 1 and case.training and 0 < case.dropout < 1
@@ -50,6 +61,7 @@ def implementation_1_input_dropout_in_training(case):
 PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask,
                                       unrolled_zero_output_for_mask,
                                       unrolled_backwards_with_mask,
+                                      initial_state_emitted_before_first_unmasked_step,
                                       implementation_1_input_dropout_in_training]}
 
 

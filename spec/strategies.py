@@ -102,6 +102,23 @@ def cases(draw, configs=None, features=NUMERIC_FEATURES, timesteps=NUMERIC_TIMES
     return Case(config=config, features=f, weights=weights, x=x, mask=mask, initial_state=init)
 
 
+@st.composite
+def pooled_cases(draw, pool):
+    """A case whose graph shape comes from ``pool`` (spec/pool.py); weights, inputs,
+    mask pattern and initial state are fresh for every example."""
+    shape = pool[draw(st.integers(0, len(pool) - 1), label="pool_index")]
+    config, b, t, f = shape.config, shape.batch, shape.timesteps, shape.features
+    rng = np.random.default_rng(draw(SEEDS, label="data_seed"))
+    weights = random_weights(config, f, rng)
+    x = rng.uniform(-1.0, 1.0, (b, t, f)).astype(np.float32).astype(np.float64)
+    mask = draw(masks(b, t, kinds=(shape.mask,)))
+    init = None
+    if shape.initial_state:
+        init = [rng.uniform(-0.5, 0.5, (b, config.units)).astype(np.float32).astype(np.float64)
+                for _ in range(config.n_states)]
+    return Case(config=config, features=f, weights=weights, x=x, mask=mask, initial_state=init)
+
+
 # --------------------------------------------------------------------------- structure
 
 @st.composite

@@ -25,7 +25,8 @@ def _case(entry):
     mask = np.array(raw["mask"], bool) if "mask" in raw else None
     return Case(config, raw["features"], weights, np.array(raw["x"], np.float64), mask=mask,
                 training=raw.get("training", False), dropout=raw.get("dropout", 0.0),
-                recurrent_dropout=raw.get("recurrent_dropout", 0.0))
+                recurrent_dropout=raw.get("recurrent_dropout", 0.0),
+                initial_state=[np.array(s, np.float64) for s in raw["initial_state"]] if "initial_state" in raw else None)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[d["id"] for d in ENTRIES])
@@ -40,12 +41,14 @@ def test_listed_divergence_still_reproduces(entry):
     note_example()
     if entry["case"].get("expect") == "raises":
         try:
-            adapter.call(layer, case.x, mask=case.mask, training=case.training)
+            adapter.call(layer, case.x, mask=case.mask, initial_state=case.initial_state,
+                         training=case.training)
         except Exception:
             return
         pytest.fail(f"known divergence {entry['id']!r} no longer reproduces: the call no longer raises; "
                     f"remove the entry from spec/data/divergences.toml")
-    actual = adapter.call(layer, case.x, mask=case.mask, training=case.training)
+    actual = adapter.call(layer, case.x, mask=case.mask, initial_state=case.initial_state,
+                          training=case.training)
     expected = reference_outputs(case, adapter.conventions()["hard_sigmoid"])
     atol, rtol = tolerance()
     differs = [name for name, a, e in zip(output_names(case.config), actual, expected)

@@ -1,0 +1,12 @@
+"""Example budgets relative to the active Hypothesis profile."""
+
+from hypothesis import settings
+
+
+def scaled_examples(factor):
+    """``factor`` times the active profile's max_examples.
+
+    For properties whose examples are cheap (cached graphs, fresh data), so
+    that every profile keeps its proportions: dev stays quick, thorough long.
+    """
+    return max(1, int(settings().max_examples * factor))
