@@ -109,10 +109,102 @@ def devices():
 def device_scope(device):
     """A context manager that places Keras computation on ``device``."""
     if IS_KERAS3:
-        name = "cpu:0" if device == "cpu" else "gpu:0"
-        return keras.device(name)
+        # "cpu", not "cpu:0": on torch, building a layer under keras.device("cpu:0")
+        # raises "Only Tensors of floating point ... can require gradients" (Keras 3.15.1).
+        return keras.device(device)
     import tensorflow as tf
     return tf.device("/CPU:0" if device == "cpu" else "/GPU:0")
+
+
+def tf32_policy(mode):
+    """A context manager: ``"off"`` forces full float32 matmuls on the GPU, ``"default"`` leaves the framework's default.
+
+    Framework defaults (shared/gpu/README.md): torch's cuDNN allows TF32, JAX's
+    default matmul precision uses it, TensorFlow enables TF32 on Ampere+.
+    """
+    import contextlib
+
+    @contextlib.contextmanager
+    def policy():
+        if mode == "default":
+            yield
+            return
+        if BACKEND == "torch":
+            import torch
+            saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+            try:
+                yield
+            finally:
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        elif BACKEND == "jax":
+            import jax
+            with jax.default_matmul_precision("highest"):
+                yield
+        else:
+            import tensorflow as tf
+            saved = tf.config.experimental.tensor_float_32_execution_enabled()
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+            try:
+                yield
+            finally:
+                tf.config.experimental.enable_tensor_float_32_execution(saved)
+    return policy()
+
+
+class KernelSpy:
+    """Records which kernel each LSTM/GRU call took: "cudnn", "backend-fused" or "generic-loop".
+
+    Keras 3 layers first try ``keras.src.backend.lstm``/``gru`` (cuDNN where the
+    settings allow it; torch also has a fused CPU path) and fall back to the
+    generic loop when that raises NotImplementedError. Keras 2 is not spied
+    (``supported`` is False).
+    """
+
+    def __init__(self):
+        self.calls = []
+        self.supported = IS_KERAS3
+        self._undo = []
+
+    def __enter__(self):
+        if not self.supported:
+            return self
+        import importlib
+        backend_pkg = importlib.import_module("keras.src.backend")
+        rnn_mod = importlib.import_module(f"keras.src.backend.{BACKEND}.rnn")
+        cudnn_hits = []
+        for name in [n for n in dir(rnn_mod) if n.startswith("_cudnn_")]:
+            original = getattr(rnn_mod, name)
+
+            def cudnn(*a, _original=original, **k):
+                cudnn_hits.append(True)
+                return _original(*a, **k)
+            setattr(rnn_mod, name, cudnn)
+            self._undo.append((rnn_mod, name, original))
+        for name in ("lstm", "gru"):
+            original = getattr(backend_pkg, name)
+
+            def spy(*a, _original=original, _name=name, **k):
+                cudnn_hits.clear()
+                try:
+                    out = _original(*a, **k)
+                except NotImplementedError:
+                    self.calls.append((_name, "generic-loop"))
+                    raise
+                self.calls.append((_name, "cudnn" if cudnn_hits else "backend-fused"))
+                return out
+            setattr(backend_pkg, name, spy)
+            self._undo.append((backend_pkg, name, original))
+        return self
+
+    def __exit__(self, *exc):
+        for module, name, original in reversed(self._undo):
+            setattr(module, name, original)
+        self._undo.clear()
+
+    def kernel(self):
+        """The kernel of the last call; "generic-loop" when lstm/gru was never asked."""
+        return self.calls[-1][1] if self.calls else "generic-loop"
 
 
 # --------------------------------------------------------------------------- layers
@@ -223,6 +315,7 @@ def _eager_with_weights(layer, training):
 
 def _tf_compiled(layer, has_mask, n_initial_states, training, timesteps):
     import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")  # one tf.function per cached layer is by design, not a retracing bug
     features = int(layer.weights[0].shape[0])
     units = [int(s) for s in _state_units(layer, n_initial_states)]
     signature = [tf.TensorSpec([None, timesteps, features], tf.float32)]

@@ -18,31 +18,45 @@ _MAX_CACHED = 256
 stats = {"hits": 0, "misses": 0}
 
 
-def runner_for(case, *, compiled=True):
-    """A callable ``(weights, x, mask, initial_state) -> [outputs]`` for ``case``."""
+def runner_for(case, *, compiled=True, device="cpu"):
+    """A callable ``(weights, x, mask, initial_state) -> [outputs]`` for ``case`` on ``device``."""
     c = case.config
     timesteps = case.timesteps if (c.unroll and adapter.BACKEND == "tensorflow") else None
     key = (c, case.features, case.mask is not None, len(case.initial_state or ()),
-           case.training, compiled, timesteps)
+           case.training, compiled, timesteps, device)
     if key in _CACHE:
         stats["hits"] += 1
         _CACHE.move_to_end(key)
         return _CACHE[key]
     stats["misses"] += 1
-    layer = keras_layer(c, case.features)
-    if compiled:
-        run = adapter.compiled_call(layer, has_mask=case.mask is not None,
-                                    n_initial_states=len(case.initial_state or ()),
-                                    training=case.training, timesteps=timesteps)
-    else:
-        def run(weights, x, mask=None, initial_state=None, _layer=layer):
-            adapter.set_weights(_layer, weights)
-            return adapter.call(_layer, x, mask=mask, initial_state=initial_state, training=case.training)
+    with adapter.device_scope(device):
+        layer = keras_layer(c, case.features)
+        if compiled:
+            inner = adapter.compiled_call(layer, has_mask=case.mask is not None,
+                                          n_initial_states=len(case.initial_state or ()),
+                                          training=case.training, timesteps=timesteps)
+        else:
+            def inner(weights, x, mask=None, initial_state=None, _layer=layer):
+                adapter.set_weights(_layer, weights)
+                return adapter.call(_layer, x, mask=mask, initial_state=initial_state, training=case.training)
+
+    def run(weights, x, mask=None, initial_state=None):
+        with adapter.device_scope(device), adapter.KernelSpy() as spy:
+            out = inner(weights, x, mask, initial_state)
+        if spy.calls:   # a compiled graph is only spied on while it is traced
+            run.kernel = spy.kernel()
+        return out
+    run.kernel = "generic-loop" if c.kind != "simple_rnn" else "n/a"
     _CACHE[key] = run
     if len(_CACHE) > _MAX_CACHED:
         _CACHE.popitem(last=False)
     return run
 
 
-def run_case(case, *, compiled=True):
-    return runner_for(case, compiled=compiled)(case.weights, case.x, case.mask, case.initial_state)
+def run_case(case, *, compiled=True, device="cpu"):
+    return runner_for(case, compiled=compiled, device=device)(case.weights, case.x, case.mask, case.initial_state)
+
+
+def kernel_of(case, *, compiled=True, device="cpu"):
+    """Which kernel the cached runner for ``case`` took: cudnn, backend-fused or generic-loop."""
+    return runner_for(case, compiled=compiled, device=device).kernel

@@ -29,28 +29,41 @@ do not matter to it are set back to their defaults before it is reported.
 import functools
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, note, settings, strategies as st
 
 from spec import adapter
-from spec.assertions import assert_matches_reference
+from spec.assertions import assert_matches_reference, tolerance
 from spec.cases import reference_outputs
 from spec.divergences import known_divergence
-from spec.runners import run_case
+from spec.devices import DEVICE_PARAMS, TF32_TABLE_KEY
+from spec.report import note_observation
+from spec.runners import kernel_of, run_case
 from spec.pool import covering_pool, simpler_configs
 from spec.strategies import cases, pooled_cases
 from spec.profiles import scaled_examples
 
 
-def check(case, *, compiled):
-    """Assert ``case``; on failure, report the simplest failing variant of its configuration."""
+def check(case, *, compiled, device=("cpu", "off")):
+    """Assert ``case`` on ``device`` = (device, tf32 policy); on failure, report the
+    simplest failing variant of its configuration."""
     __tracebackhide__ = True
     if known_divergence(case):
         return  # counted in the report as that divergence (spec/data/divergences.toml)
     hard_sigmoid = adapter.conventions()["hard_sigmoid"]
-    path = "compiled call" if compiled else "eager call"
+    where, tf32 = device
+    path = ("compiled call" if compiled else "eager call") + f" on {where}" + (f", tf32 {tf32}" if where == "gpu" else "")
+    atol, rtol = tolerance(device=where, tf32=TF32_TABLE_KEY[tf32])
+    expected = reference_outputs(case, hard_sigmoid)
+    with adapter.tf32_policy(tf32):
+        actual = run_case(case, compiled=compiled, device=where)
+    if case.config.kind != "simple_rnn":
+        note_observation(f"kernel on {where}", kernel_of(case, compiled=compiled, device=where))
+    if where == "gpu":
+        on_cpu = run_case(case, compiled=compiled, device="cpu")
+        assert_matches_reference(case, actual, on_cpu, atol=atol, rtol=rtol, path=path + " vs the same call on cpu")
     try:
-        assert_matches_reference(case, run_case(case, compiled=compiled),
-                                 reference_outputs(case, hard_sigmoid), path=path)
+        assert_matches_reference(case, actual, expected, atol=atol, rtol=rtol, path=path)
     except AssertionError as failure:
         simplest, removed = minimise(case, hard_sigmoid)
         if not removed:
@@ -87,18 +100,20 @@ def _pool(bidirectional):
     return covering_pool(bidirectional=bidirectional)
 
 
-@given(st.data())
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@given(data=st.data())
 @settings(max_examples=scaled_examples(5))
-def test_layer_matches_reference(data):
+def test_layer_matches_reference(device, data):
     """A single SimpleRNN/LSTM/GRU layer (compiled call) matches the reference."""
-    check(data.draw(pooled_cases(_pool(False)), label="case"), compiled=True)
+    check(data.draw(pooled_cases(_pool(False)), label="case"), compiled=True, device=device)
 
 
-@given(st.data())
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@given(data=st.data())
 @settings(max_examples=scaled_examples(5))
-def test_bidirectional_matches_reference(data):
+def test_bidirectional_matches_reference(device, data):
     """Bidirectional, every merge_mode (compiled call), matches the reference."""
-    check(data.draw(pooled_cases(_pool(True)), label="case"), compiled=True)
+    check(data.draw(pooled_cases(_pool(True)), label="case"), compiled=True, device=device)
 
 
 @given(cases())
