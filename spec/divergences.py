@@ -54,6 +54,12 @@ def initial_state_emitted_before_first_unmasked_step(case):
     return bool(np.any(leading))
 
 
+def unrolled_last_output_zero_output_for_mask(case):
+    c = case.config
+    return (c.unroll and _effective_zero_output_for_mask(c) and not c.return_sequences
+            and case.mask is not None)
+
+
 def implementation_1_input_dropout_in_training(case):
     c = case.config
     return c.kind in ("lstm", "gru") and c.implementation == 1 and case.training and 0 < case.dropout < 1
@@ -63,6 +69,7 @@ PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask,
                                       unrolled_zero_output_for_mask,
                                       unrolled_backwards_with_mask,
                                       initial_state_emitted_before_first_unmasked_step,
+                                      unrolled_last_output_zero_output_for_mask,
                                       implementation_1_input_dropout_in_training]}
 
 

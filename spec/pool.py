@@ -9,16 +9,18 @@ timesteps, mask kind and whether an initial state is passed -- from a pool
 built once per session, and draw fresh weights, inputs, mask patterns and
 initial states for every example.
 
-The pool is a pairwise covering array: every pair of values of any two
-dimensions (say ``unroll=True`` with ``go_backwards=True``, or GRU with
-``reset_after=False``) occurs in at least one entry; with ``$RNNSPEC_POOL_SIZE`` larger than that
-covering, the rest is filled with random entries. Entry 0 is the default
+The pool is a covering array: every pair of values of any two dimensions
+(say GRU with ``reset_after=False``) occurs in at least one entry, and every
+triple of values of the dimensions that steer the loop over time (say
+``unroll=True`` with ``go_backwards=True`` and ``zero_output_for_mask=True``)
+does too. With ``$RNNSPEC_POOL_SIZE`` larger than that covering, the rest is
+filled with random entries. Entry 0 is the default
 layer, so Hypothesis shrinks towards it. The seed is ``$RNNSPEC_POOL_SEED``
 (default 0, printed in the pytest header).
 
 The eager-call property keeps drawing every flag independently (an eager
 call costs the same for a new or a known configuration), so interactions
-beyond pairs are still explored there.
+of any order are still explored there.
 """
 
 import itertools
@@ -79,8 +81,18 @@ def _shape(row):
                       row["mask"], row["initial_state"])
 
 
+# Dimensions that steer the loop over time. Their bugs tend to need three
+# settings at once (e.g. unroll + go_backwards + zero_output_for_mask), so the
+# pool covers every *triple* of their values, and every pair of the rest.
+CONTROL = ("kind", "unroll", "go_backwards", "zero_output_for_mask", "return_sequences",
+           "return_state", "mask", "initial_state", "bidirectional")
+
+
 def _pairs(row, names):
-    return {((a, row[a]), (b, row[b])) for a, b in itertools.combinations(names, 2)}
+    covered = {((a, row[a]), (b, row[b])) for a, b in itertools.combinations(names, 2)}
+    control = [n for n in names if n in CONTROL]
+    covered |= {tuple((n, row[n]) for n in trio) for trio in itertools.combinations(control, 3)}
+    return covered
 
 
 def covering_pool(bidirectional=False, size=None, seed=None, kinds=None):
@@ -95,11 +107,14 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None):
     if bidirectional:
         default["bidirectional"] = "concat"
     uncovered = set()
-    for a, b in itertools.combinations(names, 2):
-        for va, vb in itertools.product(dims[a], dims[b]):
-            row = _normalise({**default, a: va, b: vb})
-            if row[a] == va and row[b] == vb:   # e.g. SimpleRNN with implementation=1 does not exist
-                uncovered.add(((a, va), (b, vb)))
+    combos = list(itertools.combinations(names, 2))
+    combos += list(itertools.combinations([n for n in names if n in CONTROL], 3))
+    for dims_combo in combos:
+        for values in itertools.product(*(dims[n] for n in dims_combo)):
+            wanted = dict(zip(dims_combo, values))
+            row = _normalise({**default, **wanted})
+            if all(row[n] == v for n, v in wanted.items()):  # e.g. SimpleRNN with implementation=1 does not exist
+                uncovered.add(tuple(wanted.items()))
     rows = [_normalise(default)]
     uncovered -= _pairs(rows[0], names)
 
@@ -112,8 +127,7 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None):
         pending = sorted(uncovered, key=repr)
         for _ in range(40):
             row = random_row()
-            (a, va), (b, vb) = rng.choice(pending)
-            row = _normalise({**row, a: va, b: vb})
+            row = _normalise({**row, **dict(rng.choice(pending))})
             candidates.append(row)
         best = max(candidates, key=lambda r: len(_pairs(r, names) & uncovered))
         if not _pairs(best, names) & uncovered:

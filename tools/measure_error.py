@@ -1,0 +1,121 @@
+"""Measure how far float32 Keras is from the float64 reference, to derive tolerances.
+
+    python -m tools.measure_error [--cases 3000] [--seed 0] [--compiled]
+
+Draws cases the way the equivalence properties do (graph shapes from a
+random-filled covering pool, fan-in-scaled weights, inputs in [-1, 1],
+every mask kind, initial states), skips known divergences, and prints the
+distribution of max |keras - reference| per case, overall and per kind. It
+also prints how much a 1e-3 error in the recurrent activation moves the
+reference output (the smallest fault the tolerance must still see).
+The numbers behind spec/data/tolerances.toml come from this script.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def _mask(rng, kind, b, t):
+    if kind == "none":
+        return None
+    if kind == "holes":
+        return rng.random((b, t)) < 0.6
+    lengths = rng.integers(1, t + 1, size=(b, 1))
+    steps = np.arange(t)[None, :]
+    if kind == "right_padded":
+        return steps < lengths
+    if kind == "left_padded":
+        return steps >= t - lengths
+    m = steps < lengths
+    m[rng.integers(0, b)] = False
+    return m
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool-size", type=int, default=300)
+    parser.add_argument("--json", help="write the summary here")
+    args = parser.parse_args(argv)
+
+    from reference import activations
+    from spec import adapter
+    from spec.assertions import describe, tolerance
+    from spec.cases import Case, random_weights, reference_outputs
+    from spec.divergences import known_divergence
+    from spec.pool import covering_pool
+    from spec.runners import run_case
+
+    rng = np.random.default_rng(args.seed)
+    pools = [covering_pool(False, size=args.pool_size, seed=args.seed),
+             covering_pool(True, size=args.pool_size, seed=args.seed)]
+    hs = adapter.conventions()["hard_sigmoid"]
+    errors, per_kind, fault_effect, skipped, ratios, worst, crashes = [], {}, [], 0, [], [], []
+    atol, rtol = tolerance()
+    for i in range(args.cases):
+        shape = pools[i % 2][rng.integers(len(pools[i % 2]))]
+        c = shape.config
+        b, t, f = shape.batch, shape.timesteps, shape.features
+        weights = random_weights(c, f, rng)
+        x = rng.uniform(-1, 1, (b, t, f)).astype(np.float32).astype(np.float64)
+        init = ([rng.uniform(-0.5, 0.5, (b, c.units)).astype(np.float32).astype(np.float64)
+                 for _ in range(c.n_states)] if shape.initial_state else None)
+        case = Case(c, f, weights, x, mask=_mask(rng, shape.mask, b, t), initial_state=init)
+        if known_divergence(case, claim="tools/measure_error"):
+            skipped += 1
+            continue
+        expected = reference_outputs(case, hs)
+        try:
+            actual = run_case(case)
+        except Exception as exc:  # a crash is a finding: list it, do not stop measuring
+            crashes.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]} [{describe(case)}]")
+            continue
+        err = max(float(np.max(np.abs(a - e))) if e.size else 0.0 for a, e in zip(actual, expected))
+        ratio = max(float(np.max(np.abs(a - e) / (atol + rtol * np.abs(e)))) if e.size else 0.0
+                    for a, e in zip(actual, expected))
+        ratios.append(ratio)
+        if ratio > 0.25:
+            worst.append((ratio, err, float(max(np.max(np.abs(e)) if e.size else 0 for e in expected)),
+                          describe(case)))
+        errors.append(err)
+        per_kind.setdefault(c.kind, []).append(err)
+        # a 1e-3 error in the recurrent activation: how far does it move the formulas?
+        original = activations._PLAIN["sigmoid"]
+        activations._PLAIN["sigmoid"] = lambda v: original(v) + 1e-3
+        try:
+            faulty = reference_outputs(case, hs)
+        finally:
+            activations._PLAIN["sigmoid"] = original
+        if c.kind != "simple_rnn" and c.recurrent_activation == "sigmoid":
+            fault_effect.append(max(float(np.max(np.abs(a - e))) if e.size else 0.0
+                                    for a, e in zip(faulty, expected)))
+        if (i + 1) % 500 == 0:
+            print(f"  {i + 1}/{args.cases} cases", file=sys.stderr, flush=True)
+
+    def summary(values):
+        v = np.array(values)
+        return {"n": int(v.size), "median": float(np.median(v)), "p99": float(np.quantile(v, 0.99)),
+                "max": float(v.max())}
+
+    out = {"backend": adapter.BACKEND, "keras": adapter.KERAS_VERSION, "tensorflow": adapter.tf_version(),
+           "cases": args.cases, "seed": args.seed, "skipped_known_divergence": skipped,
+           "crashes": crashes[:20], "n_crashes": len(crashes),
+           "error": summary(errors),
+           "tolerance": {"atol": atol, "rtol": rtol},
+           "error_over_tolerance": summary(ratios),
+           "cases_over_quarter_tolerance": [
+               {"ratio": r, "abs_error": e, "max_abs_output": m, "case": d} for r, e, m, d in sorted(worst)[::-1][:10]], "per_kind": {k: summary(v) for k, v in sorted(per_kind.items())},
+           "fault_1e-3_sigmoid_effect": summary(fault_effect) if fault_effect else None,
+           "fault_cases_above_2e-5": (int(np.sum(np.array(fault_effect) > 2e-5)) if fault_effect else None)}
+    print(json.dumps(out, indent=1))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
