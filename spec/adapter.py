@@ -214,7 +214,13 @@ def layer_class(kind):
 
 
 def make_layer(kind, units, **flags):
-    """A SimpleRNN, LSTM or GRU layer with the given Keras arguments."""
+    """A SimpleRNN, LSTM or GRU layer with the given Keras arguments.
+
+    Arguments that the installed Keras does not have (``conventions.toml``)
+    are dropped: ``implementation`` on Keras 3.0-3.3.
+    """
+    if not conventions()["accepts_implementation"]:
+        flags.pop("implementation", None)
     return layer_class(kind)(units, **flags)
 
 

@@ -81,6 +81,7 @@ class Case:
     training: bool = False
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    stateful_batch: Optional[int] = None   # a stateful layer built for this batch size
 
     @property
     def batch(self):

@@ -60,6 +60,10 @@ def unrolled_last_output_zero_output_for_mask(case):
             and case.mask is not None)
 
 
+def stateful_call_with_batch_one(case):
+    return case.stateful_batch is not None and case.stateful_batch > 1 and case.batch == 1
+
+
 def implementation_1_input_dropout_in_training(case):
     c = case.config
     return c.kind in ("lstm", "gru") and c.implementation == 1 and case.training and 0 < case.dropout < 1
@@ -70,6 +74,7 @@ PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask,
                                       unrolled_backwards_with_mask,
                                       initial_state_emitted_before_first_unmasked_step,
                                       unrolled_last_output_zero_output_for_mask,
+                                      stateful_call_with_batch_one,
                                       implementation_1_input_dropout_in_training]}
 
 
