@@ -225,10 +225,16 @@ _RESULTS = {}
 
 
 def _first_line(rep):
+    """The first informative error line (TF graph errors open with "ValueError: in user code:")."""
     text = getattr(rep, "longreprtext", "") or ""
-    for line in text.splitlines():
-        if line.startswith("E "):
-            return line[1:].strip()[:300]
+    lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    lines = [line for line in lines if line and not line.endswith("in user code:")
+             and not line.startswith("File ")]
+    if lines:
+        first = lines[0]
+        if first.endswith(":") and len(lines) > 1:   # e.g. "ValueError: Exception encountered when calling ...:"
+            first = f"{first} {lines[1]}"
+        return first[:300]
     return text.strip().splitlines()[-1][:300] if text.strip() else ""
 
 

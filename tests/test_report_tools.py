@@ -207,6 +207,11 @@ def test_cli_merge_expands_globs(tmp_path, k2, k3, capsys):
     assert rt.main(["merge", str(tmp_path)]) == 0  # a directory works too
     assert "k2-tf215" in capsys.readouterr().out
     assert rt.main(["merge", str(tmp_path / "nothing-*.json")]) == 2
+    # --exclude drops matched files by name, not files named explicitly
+    assert rt.main(["merge", str(tmp_path / "*.json"), "--exclude", "k2-*"]) == 0
+    assert "k2-tf215" not in capsys.readouterr().out
+    assert rt.main(["merge", str(tmp_path / "k2-tf215.json"), "--exclude", "k2-*"]) == 0
+    assert "k2-tf215" in capsys.readouterr().out
 
 
 def test_cli_diff_exit_status(tmp_path, k2, k3):
