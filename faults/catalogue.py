@@ -55,6 +55,12 @@ class Patcher:
         original = getattr(owner, attr)
         replacement = make(original)
         functools.update_wrapper(replacement, original)
+        if not _k3():
+            # Keras 2 reads call signatures with tf_inspect (has_arg, call_spec), which
+            # follows TFDecorator, not __wrapped__: without this a (*args, **kwargs)
+            # wrapper would hide `initial_state`, `training`, `mask` from Keras.
+            from tensorflow.python.util import tf_decorator
+            replacement = tf_decorator.make_decorator(original, replacement)
         self.set(owner, attr, replacement)
         return replacement
 
@@ -267,13 +273,17 @@ def _weight_view_fault(p, cell_class_path, standard_fn, transform):
         module = _src(module_path)
 
         def make_standard(original):
+            import inspect
+            sig = inspect.signature(original)
+
             def standard(*args, **kwargs):
+                a = sig.bind(*args, **kwargs).arguments   # tf.function passes them positionally
                 ops = _Ops()
-                units = int(kwargs["recurrent_kernel"].shape[0])
+                units = int(a["recurrent_kernel"].shape[0])
                 for name in ("kernel", "recurrent_kernel", "bias"):
-                    if kwargs.get(name) is not None:
-                        kwargs[name] = transform(ops, units, name, kwargs[name])
-                return original(*args, **kwargs)
+                    if a.get(name) is not None:
+                        a[name] = transform(ops, units, name, a[name])
+                return original(**a)
             return standard
         p.wrap(module, standard_fn, make_standard)
 
@@ -539,7 +549,7 @@ def _custom_masked_rnn(original, a, *, carry_state, hold_output):
     m = ops.expand_dims(ops.cast(mask, a["inputs"].dtype), -1)   # (batch, T, 1)
 
     def masked_step(inp, states):
-        x, m_t = inp
+        x, m_t = inp[:, :-1], inp[:, -1:]
         states = list(states)
         prev, inner = states[-1], states[:-1]
         out, new = step(x, tuple(inner))
@@ -551,7 +561,8 @@ def _custom_masked_rnn(original, a, *, carry_state, hold_output):
             out = ops.where(keep, out, ops.zeros_like(out) if zero_output else prev)
         return out, new + [out]
 
-    b = dict(a, step_function=masked_step, inputs=(a["inputs"], m), mask=None,
+    # The mask rides along as one more input feature, so the step sees it.
+    b = dict(a, step_function=masked_step, inputs=ops.concat([a["inputs"], m], -1), mask=None,
              initial_states=init + [ops.zeros_like(init[0])], zero_output_for_mask=False)
     last, outputs, states = original(**b)
     return last, outputs, list(states)[:-1]
@@ -584,19 +595,27 @@ def _(p):
        "(zero_output_for_mask=True hard-wired)",
        majors=(2, 3))
 def _(p):
-    _rnn_fault(p, lambda original, a: original(**dict(a, zero_output_for_mask=True)))
+    def transform(original, a):
+        if a["mask"] is None:
+            return original(**a)
+        if not _k3() and a["unroll"] and not a["return_all_outputs"]:
+            return original(**a)   # Keras 2 crashes there with zero_output_for_mask (a real bug)
+        return original(**dict(a, zero_output_for_mask=True))
+    _rnn_fault(p, transform)
 
 
 @fault("masked_output_leaks",
        "at a masked step the new cell output leaks into the output sequence (states are still "
-       "carried), as when only the states are passed through tf.where")
+       "carried), as when only the states are passed through tf.where",
+       majors=(2, 3))
 def _(p):
     _rnn_fault(p, functools.partial(_custom_masked_rnn, carry_state=True, hold_output=False))
 
 
 @fault("masked_state_not_carried",
        "at a masked step the state is updated anyway (the output is still held), as when only "
-       "the output is passed through tf.where")
+       "the output is passed through tf.where",
+       majors=(2, 3))
 def _(p):
     _rnn_fault(p, functools.partial(_custom_masked_rnn, carry_state=False, hold_output=True))
 
