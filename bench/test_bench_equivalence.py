@@ -21,7 +21,7 @@ JSON's ``extra_info``:
 """
 
 import numpy as np
-from hypothesis import given, settings, HealthCheck, strategies as st
+from hypothesis import given, settings, HealthCheck
 
 from spec import adapter
 from spec.cases import Case, LayerConfig, random_weights

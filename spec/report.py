@@ -22,7 +22,6 @@ import fnmatch
 import json
 import os
 import platform
-import re
 import subprocess
 import time
 import tomllib
@@ -113,13 +112,9 @@ def report_path(config):
 
 # --------------------------------------------------------------------------- known divergences
 
-def _version_tuple(v):
-    return tuple(int(p) for p in re.findall(r"\d+", v or "")[:3])
-
-
 def _matches(version, spec):
-    from spec.adapter import _matches as match_bounds
-    return match_bounds(_version_tuple(version), spec)
+    from spec.adapter import _matches as match_bounds, _version_tuple
+    return match_bounds(_version_tuple(version or ""), spec)
 
 
 def load_divergences():
