@@ -152,6 +152,15 @@ def tf32_policy(mode):
     return policy()
 
 
+@functools.cache
+def _spied_modules():
+    """Keras 3's backend package, its RNN module and that module's cuDNN entry points (looked up once)."""
+    import importlib
+    backend_pkg = importlib.import_module("keras.src.backend")
+    rnn_mod = importlib.import_module(f"keras.src.backend.{BACKEND}.rnn")
+    return backend_pkg, rnn_mod, tuple(n for n in dir(rnn_mod) if n.startswith("_cudnn_"))
+
+
 class KernelSpy:
     """Records which kernel each LSTM/GRU call took: "cudnn", "backend-fused" or "generic-loop".
 
@@ -169,11 +178,9 @@ class KernelSpy:
     def __enter__(self):
         if not self.supported:
             return self
-        import importlib
-        backend_pkg = importlib.import_module("keras.src.backend")
-        rnn_mod = importlib.import_module(f"keras.src.backend.{BACKEND}.rnn")
+        backend_pkg, rnn_mod, cudnn_names = _spied_modules()
         cudnn_hits = []
-        for name in [n for n in dir(rnn_mod) if n.startswith("_cudnn_")]:
+        for name in cudnn_names:
             original = getattr(rnn_mod, name)
 
             def cudnn(*a, _original=original, **k):

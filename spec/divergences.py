@@ -26,10 +26,14 @@ def _effective_zero_output_for_mask(config):
     return bool(config.zero_output_for_mask)
 
 
+def _runs_backwards(config):
+    """The layer, or Bidirectional's backward half, processes the steps last to first."""
+    return config.go_backwards or bool(config.bidirectional)
+
+
 def unrolled_backwards_zero_output_for_mask(case):
     c = case.config
-    backwards = c.go_backwards or bool(c.bidirectional)
-    return (c.unroll and backwards and _effective_zero_output_for_mask(c)
+    return (c.unroll and _runs_backwards(c) and _effective_zero_output_for_mask(c)
             and case.mask is not None and not np.all(case.mask))
 
 
@@ -40,14 +44,14 @@ def unrolled_zero_output_for_mask(case):
 
 def unrolled_backwards_with_mask(case):
     c = case.config
-    return c.unroll and (c.go_backwards or bool(c.bidirectional)) and case.mask is not None
+    return c.unroll and _runs_backwards(c) and case.mask is not None
 
 
 def initial_state_emitted_before_first_unmasked_step(case):
     c = case.config
     if c.unroll or _effective_zero_output_for_mask(c) or case.mask is None or case.initial_state is None:
         return False
-    first = -1 if (c.go_backwards or c.bidirectional) else 0
+    first = -1 if _runs_backwards(c) else 0
     leading = ~case.mask[:, first]
     if c.bidirectional:
         leading = leading | ~case.mask[:, 0]
