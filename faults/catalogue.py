@@ -80,6 +80,7 @@ class Fault:
     majors: tuple                          # Keras major versions where it is implemented
     expected: str                          # the spec module that should catch it
     install: Callable[[Patcher], None]
+    region: str = "global"                 # where it changes Keras's results (faults/regional.py)
 
     def supported(self, major=None):
         return (major if major is not None else _adapter().KERAS_MAJOR) in self.majors
@@ -119,9 +120,9 @@ class Fault:
 CATALOGUE = []
 
 
-def fault(name, imitates, majors=(3,), expected="spec/test_equivalence.py"):
+def fault(name, imitates, majors=(3,), expected="spec/test_equivalence.py", region="global"):
     def register(install):
-        CATALOGUE.append(Fault(name, imitates, tuple(majors), expected, install))
+        CATALOGUE.append(Fault(name, imitates, tuple(majors), expected, install, region))
         return install
     return register
 
@@ -856,3 +857,12 @@ def _(p):
             return inputs * ops.cast(keep, inputs.dtype)
         return call
     p.wrap(cls, "call", make)
+
+
+# --------------------------------------------------------------------------- regional faults
+#
+# Faults confined to one small region of the behavior (faults/regional.py).
+# Imported last: the module registers its faults with ``fault`` above, so
+# ``from faults.catalogue import CATALOGUE`` holds them all.
+
+from faults import regional as _regional  # noqa: E402,F401

@@ -216,7 +216,7 @@ def main(argv=None):
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         rows = list(pool.map(one, chosen))
     for f, r in zip(chosen, rows):
-        r.update(imitates=f.imitates, majors=list(f.majors), expected=f.expected)
+        r.update(imitates=f.imitates, majors=list(f.majors), expected=f.expected, region=f.region)
 
     applicable = [r for r in rows if r["status"] != "unsupported"]
     caught = [r for r in applicable if r["status"] == "caught"]
