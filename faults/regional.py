@@ -21,9 +21,14 @@ Every fault here:
 - is *non-equivalent*: inside its region some input gives a different result.
   ``tests/test_regional_faults.py`` holds one hand-chosen example inside and
   one outside each region;
-- is implemented for Keras 3 (``keras.src``), on the generic (non-cuDNN) path
-  that every CPU run takes. Most patch the backend's ``rnn`` loop or a cell's
-  ``call``, so they use ``keras.ops`` and run on every Keras 3 backend.
+- is implemented for Keras 3 (``keras.src``) and checked on the TensorFlow
+  backend, on the generic (non-cuDNN) path that every TF CPU run takes. They
+  patch the backend's ``rnn`` loop, a cell's ``call``, ``RNN.call`` or
+  ``Bidirectional.call`` with ``keras.ops``, but other backends take other
+  paths: on torch, LSTM/GRU without a mask run a fused CPU kernel
+  (``backend.lstm``/``gru``) that bypasses both the cell and the loop, and
+  unroll + go_backwards + mask raises. 14 of the 59 checks in
+  ``tests/test_regional_faults.py`` fail there, so that file runs on TF only.
 
 They register into :data:`faults.catalogue.CATALOGUE` (this module is imported
 at the end of ``faults/catalogue.py``). ``REGIONAL`` lists their names.
