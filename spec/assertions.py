@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from spec import adapter
-from spec.report import note_example
+from spec import outcomes
 
 DATA = Path(__file__).parent / "data"
 
@@ -24,14 +24,21 @@ def _tolerance_rows():
     return tomllib.loads((DATA / "tolerances.toml").read_text())["row"]
 
 
-def tolerance(dtype="float32", backend=None, device="cpu", tf32="off"):
-    """``(atol, rtol)`` from the tolerance table: the first matching row."""
+def tolerance(dtype="float32", backend=None, device="cpu", tf32="off", tier="tiny"):
+    """``(atol, rtol)`` from the tolerance table: the first matching row (a row without ``tier`` fits any)."""
     backend = backend or adapter.BACKEND
     for row in _tolerance_rows():
-        if all(fnmatch(str(v), str(row[k])) for k, v in
-               (("dtype", dtype), ("backend", backend), ("device", device), ("tf32", tf32))):
+        if all(fnmatch(str(v), str(row.get(k, "*"))) for k, v in
+               (("dtype", dtype), ("backend", backend), ("device", device), ("tf32", tf32), ("tier", tier))):
             return row["atol"], row["rtol"]
-    raise LookupError(f"no tolerance row for dtype={dtype} backend={backend} device={device} tf32={tf32}")
+    raise LookupError(f"no tolerance row for dtype={dtype} backend={backend} device={device} tf32={tf32} tier={tier}")
+
+
+def close_mask(actual, expected, atol, rtol):
+    """Elementwise ``|actual - expected| <= atol + rtol * |expected|`` (a NaN or inf in ``actual`` is never close)."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(a) & (np.abs(a - e) <= atol + rtol * np.abs(e))
 
 
 def output_names(config):
@@ -49,7 +56,6 @@ def output_names(config):
 def assert_matches_reference(case, actual, expected, *, atol=None, rtol=None, path="eager call"):
     """Keras's outputs equal the reference's, one by one, within the table's tolerance."""
     __tracebackhide__ = True
-    note_example()
     if atol is None or rtol is None:
         atol, rtol = tolerance()
     names = output_names(case.config)
@@ -72,6 +78,7 @@ def assert_matches_reference(case, actual, expected, *, atol=None, rtol=None, pa
     if problem:
         raise AssertionError(f"{problem} [{path}]\n  config: {describe(case)}\n\n"
                              f"Reproducer (numpy + keras):\n{reproducer(case, expected)}")
+    outcomes.asserted_formulas()
 
 
 def describe(case):

@@ -98,24 +98,26 @@ def layer_weight_shapes(config, features):
     return shapes * (2 if config.bidirectional else 1)
 
 
-def random_weights(config, features, rng, recurrent_gain=0.8):
+def random_weights(config, features, rng, recurrent_gain=0.8, kernel_gain=1.0, bias_scale=0.5):
     """Fan-in-scaled weights, different for every gate.
 
-    kernel ~ N(0, 1/features), recurrent_kernel ~ N(0, gain^2/units),
-    bias ~ U(-0.5, 0.5). Bounding the recurrent gain keeps the dynamics
-    contracting, so a float32 run stays within ~1e-6 of the float64
+    kernel ~ N(0, kernel_gain^2/features), recurrent_kernel ~ N(0, gain^2/units),
+    bias ~ U(-bias_scale, bias_scale). Bounding the recurrent gain keeps the
+    dynamics contracting, so a float32 run stays within ~1e-6 of the float64
     reference over many steps (unscaled N(0, 0.25) weights at 128 units are
-    chaotic: float32 then drifts O(1) from float64 after 50 steps).
+    chaotic: float32 then drifts O(1) from float64 after 50 steps). The
+    saturating tier (``spec/tiers.py``) raises ``kernel_gain`` and
+    ``bias_scale`` to push gate pre-activations past |x| = 3.
     """
     out = []
     for i, shape in enumerate(layer_weight_shapes(config, features)):
         role = i % (3 if config.use_bias else 2)
         if role == 0:
-            w = rng.standard_normal(shape) / np.sqrt(features)
+            w = rng.standard_normal(shape) * kernel_gain / np.sqrt(features)
         elif role == 1:
             w = rng.standard_normal(shape) * recurrent_gain / np.sqrt(config.units)
         else:
-            w = rng.uniform(-0.5, 0.5, shape)
+            w = rng.uniform(-bias_scale, bias_scale, shape)
         out.append(w.astype(np.float32).astype(np.float64))
     return out
 

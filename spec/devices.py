@@ -27,3 +27,21 @@ DEVICE_PARAMS = [
     pytest.param(("gpu", "off"), id="gpu-tf32off", marks=[_gpu_skip(), pytest.mark.gpu]),
     pytest.param(("gpu", "default"), id="gpu-tf32default", marks=[_gpu_skip(), pytest.mark.gpu]),
 ]
+
+
+def pool_params(pool_name, devices=None):
+    """``(device, entry)`` parameters: every entry of the named pool on every device.
+
+    Where a device is absent, one skipped parameter per device stands for all
+    its entries, with the reason, instead of one skip per entry.
+    """
+    from spec.pool import entries
+    params = []
+    for dev in devices or DEVICE_PARAMS:
+        where, _ = dev.values[0]
+        if where == "gpu" and "gpu" not in adapter.devices():
+            params.append(pytest.param(dev.values[0], None, id=dev.id, marks=dev.marks))
+            continue
+        params += [pytest.param(dev.values[0], e, id=f"{dev.id}-{e!r}", marks=dev.marks)
+                   for e in entries(pool_name)]
+    return params

@@ -23,6 +23,7 @@ call costs the same for a new or a known configuration), so interactions
 of any order are still explored there.
 """
 
+import functools
 import itertools
 import os
 import random
@@ -72,7 +73,14 @@ def _normalise(row):
         row["implementation"], row["recurrent_activation"] = 2, "sigmoid"
     if row["mask"] == "fully_masked_row" and row["batch"] == 1:
         row["batch"] = 2   # keep one row that is not masked
+    if row["unroll"] and row["timesteps"] > MAX_UNROLLED_TIMESTEPS:
+        row["timesteps"] = MAX_UNROLLED_TIMESTEPS
     return row
+
+
+# An unrolled loop is one graph node per step: a 64-step unrolled LSTM costs
+# seconds to trace (and to compile on JAX/XLA) for no extra coverage.
+MAX_UNROLLED_TIMESTEPS = 16
 
 
 def _shape(row):
@@ -88,27 +96,38 @@ CONTROL = ("kind", "unroll", "go_backwards", "zero_output_for_mask", "return_seq
            "return_state", "mask", "initial_state", "bidirectional")
 
 
-def _pairs(row, names):
+def _pairs(row, names, triples=True):
     covered = {((a, row[a]), (b, row[b])) for a, b in itertools.combinations(names, 2)}
-    control = [n for n in names if n in CONTROL]
-    covered |= {tuple((n, row[n]) for n in trio) for trio in itertools.combinations(control, 3)}
+    if triples:
+        control = [n for n in names if n in CONTROL]
+        covered |= {tuple((n, row[n]) for n in trio) for trio in itertools.combinations(control, 3)}
     return covered
 
 
-def covering_pool(bidirectional=False, size=None, seed=None, kinds=None):
-    """A list of GraphShapes: the default first, then a greedy pairwise covering, then random fill."""
+def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=None, triples=True):
+    """A list of GraphShapes: the default first, then a greedy covering, then random fill.
+
+    ``values`` replaces the values of some dimensions (e.g. the wide tier's
+    sizes); ``triples=False`` covers pairs only (for costly compiled paths).
+    """
     size = size or int(os.environ.get("RNNSPEC_POOL_SIZE", 0))
     seed = pool_seed() if seed is None else seed
-    rng = random.Random(f"{seed}-{bidirectional}-{kinds}")
+    rng = random.Random(f"{seed}-{bidirectional}-{kinds}" + (f"-{sorted(values.items())}-{triples}" if values else ""))
     dims = dimensions(bidirectional, kinds)
+    dims.update(values or {})
     names = sorted(dims)
-    default = {name: values[0] for name, values in dims.items()}
-    default.update(kind="lstm" if "lstm" in dims["kind"] else dims["kind"][0], units=4, features=3, batch=2, timesteps=4)
+    default = {name: vals[0] for name, vals in dims.items()}
+    default.update(kind="lstm" if "lstm" in dims["kind"] else dims["kind"][0])
+    for name, preferred in (("units", 4), ("features", 3), ("batch", 2), ("timesteps", 4)):
+        if preferred in dims[name]:
+            default[name] = preferred
     if bidirectional:
         default["bidirectional"] = "concat"
+    _covers = functools.partial(_pairs, triples=triples)
     uncovered = set()
     combos = list(itertools.combinations(names, 2))
-    combos += list(itertools.combinations([n for n in names if n in CONTROL], 3))
+    if triples:
+        combos += list(itertools.combinations([n for n in names if n in CONTROL], 3))
     for dims_combo in combos:
         for values in itertools.product(*(dims[n] for n in dims_combo)):
             wanted = dict(zip(dims_combo, values))
@@ -116,7 +135,7 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None):
             if all(row[n] == v for n, v in wanted.items()):  # e.g. SimpleRNN with implementation=1 does not exist
                 uncovered.add(tuple(wanted.items()))
     rows = [_normalise(default)]
-    uncovered -= _pairs(rows[0], names)
+    uncovered -= _covers(rows[0], names)
 
     def random_row():
         return _normalise({name: rng.choice(values) for name, values in dims.items()})
@@ -129,11 +148,11 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None):
             row = random_row()
             row = _normalise({**row, **dict(rng.choice(pending))})
             candidates.append(row)
-        best = max(candidates, key=lambda r: len(_pairs(r, names) & uncovered))
-        if not _pairs(best, names) & uncovered:
+        best = max(candidates, key=lambda r: len(_covers(r, names) & uncovered))
+        if not _covers(best, names) & uncovered:
             break   # the rest are pairs that normalisation rules out (e.g. SimpleRNN + implementation=1)
         rows.append(best)
-        uncovered -= _pairs(best, names)
+        uncovered -= _covers(best, names)
     while len(rows) < size:
         rows.append(random_row())
     return [_shape(r) for r in rows]
@@ -151,3 +170,68 @@ def simpler_configs(config):
                  "implementation", "activation", "recurrent_activation", "unit_forget_bias"):
         if getattr(config, name) != getattr(default, name):
             yield name, replace(config, **{name: getattr(default, name)})
+
+
+# --------------------------------------------------------------------------- named pools, run entry by entry
+
+#: The pools the properties use, by name: a report can rebuild a pool from its
+#: name (the same seed gives the same pool) to say which pairs and triples ran.
+POOLS = {
+    # the tiny tier: every pair of values, every triple of the loop-steering ones
+    "single": dict(bidirectional=False),
+    "bidirectional": dict(bidirectional=True),
+    "lstm-gru": dict(kinds=("lstm", "gru")),
+    # XLA compiles every graph shape (~0.8 s each on TF CPU): pairs only, fewer sizes
+    "xla": dict(bidirectional=False, triples=False,
+                values={"units": (1, 4), "features": (1, 3), "batch": (1, 3), "timesteps": (1, 4)}),
+    # the wide and long tier (spec/tiers.py): widths to 256, lengths to 64, batches to 8; pairs only
+    "wide": dict(bidirectional=False, triples=False,
+                 values={"units": (8, 16, 32, 64, 256), "features": (1, 8, 32), "batch": (1, 4, 8),
+                         "timesteps": (8, 16, 32, 64), "activation": ("tanh", "relu", "sigmoid"),
+                         "recurrent_activation": ("sigmoid", "hard_sigmoid")}),
+}
+
+
+@functools.cache
+def named_pool(name):
+    return covering_pool(**POOLS[name])
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """One entry of a named pool, as a test parameter (``pool07``)."""
+    pool_name: str
+    index: int
+    shape: GraphShape
+
+    def __repr__(self):
+        return f"pool{self.index:02d}"
+
+
+def entries(name):
+    """Every entry of the named pool, in order: properties are parametrized over them,
+    so that every entry runs in every profile (Hypothesis draws the data)."""
+    return [PoolEntry(name, i, s) for i, s in enumerate(named_pool(name))]
+
+
+def _row(shape):
+    row = {k: getattr(shape.config, k) for k in LayerConfig.__dataclass_fields__}
+    row.update(features=shape.features, batch=shape.batch, timesteps=shape.timesteps,
+               mask=shape.mask, initial_state=shape.initial_state)
+    return row
+
+
+def coverage(shapes, run_indices, triples=True):
+    """``{"pairs": [run, total], "triples": [run, total]}``: the value pairs of any two
+    dimensions, and triples of the loop-steering ones, that the entries ``run_indices``
+    executed, against those the whole pool covers."""
+    rows = [_row(s) for s in shapes]
+    names = sorted(k for k in rows[0] if len({repr(r[k]) for r in rows}) > 1)
+
+    def covered(selected):
+        combos = set().union(*(_pairs(r, names, triples) for r in selected)) if selected else set()
+        return {c for c in combos if len(c) == 2}, {c for c in combos if len(c) == 3}
+
+    all_pairs, all_triples = covered(rows)
+    run_pairs, run_triples = covered([rows[i] for i in run_indices if i < len(rows)])
+    return {"pairs": [len(run_pairs), len(all_pairs)], "triples": [len(run_triples), len(all_triples)]}

@@ -10,3 +10,9 @@ def scaled_examples(factor):
     that every profile keeps its proportions: dev stays quick, thorough long.
     """
     return max(1, int(settings().max_examples * factor))
+
+
+def examples_per_entry(factor, pool_name):
+    """``factor`` times max_examples, spread over every entry of the named pool (at least one each)."""
+    from spec.pool import named_pool
+    return max(1, -(-scaled_examples(factor) // len(named_pool(pool_name))))

@@ -1,58 +1,59 @@
-"""pytest plugin: known divergences as data, and the conformance report.
+"""pytest plugin: one outcome per example and per claim, and the conformance report.
 
-Known divergences
-    ``spec/data/divergences.toml`` lists, per environment, the claims where
-    Keras disagrees with the formulas or its own documentation, each with a
-    reason and a reproducer. An entry with a ``predicate`` covers only the
-    examples that predicate recognises (``spec/divergences.py``): they are
-    counted in the report, and every other example of the claim is still
-    asserted. An entry without one marks whole claims ``xfail(strict=True)``.
-    Either way the run turns red the day the divergence stops
-    (``spec/test_known_divergences.py``, strict xfail), and any divergence
-    that is not listed fails the run: that is the regression gate.
+Every example ends in exactly one outcome of :mod:`spec.outcomes` (passed,
+diverged, refused, unsupported; or failed, crashed, fixed, harness error,
+which fail the run). The plugin closes each example: it wraps the body that
+Hypothesis calls once per drawn example (``test.hypothesis.inner_test``), and
+counts an example whose body returned without asserting anything as
+*unasserted* -- which fails the run too: a drawn example that is not
+asserted is a blind spot. A test without Hypothesis is one example.
 
-Conformance report
+Known divergences (``spec/data/divergences.toml``) are models, not skips:
+see ``spec/divergences.py``.
+
+Conformance report (schema :data:`SCHEMA`)
     Every run writes a JSON file (``--report-json PATH``, or
     ``$RNNSPEC_REPORT``, default ``reports/latest.json``) with the
-    environment and, per claim, its status and the number of examples run.
-    ``python -m tools.report merge`` turns several into a Markdown matrix.
+    environment and, per claim, its outcome and its examples: drawn,
+    asserted against the formulas, asserted against each divergence model,
+    refused, unasserted. Claims are keyed by the test id without its
+    parameters other than the device (``...::test_layer_matches_reference[cpu]``),
+    so keys stay stable when the graph-shape pool or another parametrization
+    changes; users commit baselines keyed by them. The report also gives,
+    per graph-shape pool (``spec/pool.py``), the entries run and the pairs
+    and triples of values actually executed. ``python -m tools.report``
+    merges and diffs reports, and refuses a schema it does not know.
 """
 
-import fnmatch
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from spec import outcomes, versions
+
+SCHEMA = 2
 DATA = Path(__file__).parent / "data"
-_examples = {"count": 0, "divergences": {}}
-
-
-def note_example():
-    """Called once per executed example by the assertion helpers."""
-    _examples["count"] += 1
+_state = {"claim": "", "observed": {}}
 
 
 def note_observation(key, value):
     """Record what Keras did (e.g. which exception it raised) in the report, per claim."""
-    seen = _examples.setdefault("observed", {}).setdefault(key, [])
+    seen = _state["observed"].setdefault(key, [])
     if value not in seen:
         seen.append(value)
 
 
 def current_claim():
     """The claim id of the test that is running ("" outside pytest)."""
-    return _examples.get("claim", "")
-
-
-def note_divergence(divergence_id):
-    """Called once per example that hit a known divergence (and was not asserted)."""
-    _examples["divergences"][divergence_id] = _examples["divergences"].get(divergence_id, 0) + 1
+    return _state["claim"]
 
 
 # --------------------------------------------------------------------------- environment
@@ -112,11 +113,6 @@ def report_path(config):
 
 # --------------------------------------------------------------------------- known divergences
 
-def _matches(version, spec):
-    from spec.adapter import _matches as match_bounds, _version_tuple
-    return match_bounds(_version_tuple(version or ""), spec)
-
-
 def load_divergences():
     path = DATA / "divergences.toml"
     if not path.exists():
@@ -125,25 +121,32 @@ def load_divergences():
 
 
 def divergence_applies(entry, env):
-    when = entry.get("when", {})
-    if "keras" in when and not _matches(env["keras"], when["keras"]):
-        return False
-    if "tensorflow" in when and not (env["tensorflow"] and _matches(env["tensorflow"], when["tensorflow"])):
-        return False
-    if "backend" in when and env["backend"] not in _as_list(when["backend"]):
-        return False
-    if "keras_package" in when and env["keras_package"] not in _as_list(when["keras_package"]):
-        return False
-    return True
+    """Whether a data entry (divergence, refusal rule, ...) applies to the environment ``env``."""
+    return versions.applies(entry.get("when"), env)
 
 
-def _as_list(v):
-    return v if isinstance(v, list) else [v]
+# --------------------------------------------------------------------------- claim keys
+
+_POOL_PARAM = re.compile(r"-?pool\d+")
 
 
-def _claim_of(item):
+def claim_of(nodeid):
     """The claim id: the test's node id without parameters."""
-    return item.nodeid.split("[")[0]
+    return nodeid.split("[")[0]
+
+
+def claim_key(nodeid):
+    """The report key: the node id without the pool-entry parameter (``[cpu-pool07]`` -> ``[cpu]``)."""
+    key = _POOL_PARAM.sub("", nodeid)
+    return key.replace("[-", "[").replace("[]", "")
+
+
+def _pool_entry(item):
+    params = getattr(getattr(item, "callspec", None), "params", {}) or {}
+    for value in params.values():
+        if hasattr(value, "pool_name") and hasattr(value, "index"):
+            return value
+    return None
 
 
 # --------------------------------------------------------------------------- plugin hooks
@@ -154,38 +157,107 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config._rnnspec = {"results": {}, "env": None, "start": time.time()}
+    config._rnnspec = {"env": None, "start": time.time()}
 
 
 def pytest_collection_modifyitems(config, items):
-    state = config._rnnspec
-    try:
-        state["env"] = environment()
-    except ImportError:
-        return  # no Keras installed: only the reference tests can run
-    active = [d for d in load_divergences() if divergence_applies(d, state["env"])]
-    state["active_divergences"] = active
     for item in items:
-        claim = _claim_of(item)
         doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
         item.user_properties.append(("title", doc.splitlines()[0] if doc else item.name))
-        for entry in active:
-            if "predicate" in entry:
-                continue  # example-level: handled inside the property (spec/divergences.py)
-            if any(fnmatch.fnmatch(claim, p) or fnmatch.fnmatch(item.nodeid, p) for p in entry["claims"]):
-                item.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence {entry['id']}: {entry['reason']}"))
+        entry = _pool_entry(item)
+        if entry is not None:
+            item.user_properties.append(("pool", (entry.pool_name, entry.index)))
+
+
+class _Examples:
+    """Per-test tally of example outcomes."""
+
+    def __init__(self):
+        self.drawn = 0
+        self.counts = Counter()       # passed / refused / unsupported / unasserted
+        self.models = Counter()       # divergence id -> examples asserted against its model
+
+    def close(self, log):
+        self.drawn += 1
+        outcome, detail = log.outcome() if log is not None else (None, None)
+        if outcome is None:
+            self.counts["unasserted"] += 1
+        elif outcome == "diverged":
+            self.models[detail] += 1
+        else:
+            self.counts[outcome] += 1
+
+    def as_dict(self):
+        return {"drawn": self.drawn, "formulas": self.counts["passed"], "models": dict(self.models),
+                "refused": self.counts["refused"], "unsupported": self.counts["unsupported"],
+                "unasserted": self.counts["unasserted"]}
+
+
+def _counting(inner, tally):
+    def body(*args, **kwargs):
+        outcomes.begin_example()
+        try:
+            result = inner(*args, **kwargs)
+        except BaseException:
+            outcomes.end_example()   # a failing example: the test's outcome says what happened
+            raise
+        tally.close(outcomes.end_example())
+        return result
+    return body
+
+
+SPEC_DIR = Path(__file__).resolve().parent
+
+
+def is_claim(item):
+    """Whether ``item`` is a claim of the spec (``spec/test_*.py``), whose examples must all be asserted."""
+    return Path(str(item.path)).resolve().parent == SPEC_DIR
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    _examples["count"] = 0
-    _examples["divergences"] = {}
-    _examples["claim"] = _claim_of(item)
-    _examples["observed"] = {}
-    yield
-    item.user_properties.append(("observed", dict(_examples["observed"])))
-    item.user_properties.append(("examples", _examples["count"]))
-    item.user_properties.append(("known_divergence_examples", dict(_examples["divergences"])))
+    if not is_claim(item):
+        yield
+        return
+    tally = _Examples()
+    _state["claim"] = claim_of(item.nodeid)
+    _state["observed"] = {}
+    hyp = getattr(getattr(item, "obj", None), "hypothesis", None)
+    inner = getattr(hyp, "inner_test", None)
+    if inner is not None:
+        hyp.inner_test = _counting(inner, tally)
+    else:
+        outcomes.begin_example()
+    try:
+        outcome = yield
+    finally:
+        if inner is not None:
+            hyp.inner_test = inner
+    if inner is None:
+        log = outcomes.end_example()
+        if outcome.excinfo is None:
+            tally.close(log)
+    item.user_properties.append(("observed", dict(_state["observed"])))
+    item.user_properties.append(("examples", tally.as_dict()))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    out = yield
+    rep = out.get_result()
+    if call.excinfo is not None and rep.failed and not hasattr(rep, "wasxfail"):
+        rep.user_properties.append(("outcome", outcomes.classify_exception(call.excinfo.value)))
+    if call.when == "call" and rep.passed and is_claim(item):
+        ex = dict(item.user_properties).get("examples") or {}
+        if ex.get("unasserted"):
+            # a blind spot is a defect of the suite: fail the test, as a harness error
+            rep.outcome = "failed"
+            rep.longrepr = (f"{ex['unasserted']} of {ex['drawn']} drawn example(s) were not asserted "
+                            f"against the formulas, a divergence model or a refusal rule")
+            rep.user_properties.append(("outcome", "harness-error"))
+
+
+_RESULTS = {}
 
 
 def pytest_runtest_logreport(report):
@@ -194,29 +266,27 @@ def pytest_runtest_logreport(report):
     if not (rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed")):
         return
     props = dict(rep.user_properties)
-    status, reason = rep.outcome, ""
-    if hasattr(rep, "wasxfail"):
-        status = "diverged" if rep.outcome == "skipped" else "stale-divergence"
-        reason = rep.wasxfail
-    elif rep.outcome == "skipped":
+    reason = ""
+    if rep.outcome == "skipped":
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        outcome = "unsupported" if reason.startswith("unsupported:") else "skipped"
     elif rep.outcome == "failed":
+        outcome = props.get("outcome") or ("harness-error" if rep.when == "setup" else "failed")
         reason = _first_line(rep)
-        if "XPASS(strict)" in reason or "XPASS(strict)" in str(rep.longrepr):
-            status = "stale-divergence"
+    else:
+        ex = props.get("examples") or {}
+        outcome = "diverged" if ex.get("models") else "refused" if ex.get("refused") and not ex.get("formulas") \
+            else "passed"
     _RESULTS[rep.nodeid] = {
-        "claim": rep.nodeid.split("[")[0],
         "title": props.get("title", rep.nodeid),
-        "status": status,
+        "outcome": outcome,
         "reason": reason,
-        "examples": props.get("examples", 0),
-        "known_divergence_examples": props.get("known_divergence_examples", {}),
+        "examples": props.get("examples") or {},
         "observed": props.get("observed", {}),
+        "pool": props.get("pool"),
         "duration_s": round(rep.duration, 3),
     }
-
-
-_RESULTS = {}
 
 
 def _first_line(rep):
@@ -224,7 +294,7 @@ def _first_line(rep):
     text = getattr(rep, "longreprtext", "") or ""
     lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
     lines = [line for line in lines if line and not line.endswith("in user code:")
-             and not line.startswith("File ")]
+             and not line.startswith("File ") and not set(line) <= set("+-| ")]
     if lines:
         first = lines[0]
         if first.endswith(":") and len(lines) > 1:   # e.g. "ValueError: Exception encountered when calling ...:"
@@ -233,39 +303,154 @@ def _first_line(rep):
     return text.strip().splitlines()[-1][:300] if text.strip() else ""
 
 
+# --------------------------------------------------------------------------- aggregation
+
+def _add_examples(total, ex):
+    for k in ("drawn", "formulas", "refused", "unsupported", "unasserted"):
+        total[k] = total.get(k, 0) + int(ex.get(k, 0) or 0)
+    models = total.setdefault("models", {})
+    for div_id, n in (ex.get("models") or {}).items():
+        models[div_id] = models.get(div_id, 0) + n
+
+
+def variant_of(nodeid):
+    """The parameters of a node without the pool entry (``[cpu-pool07]`` -> ``cpu``; ``""`` for none)."""
+    key = claim_key(nodeid)
+    return key[len(claim_of(nodeid)):].strip("[]")
+
+
+def _asserted(ex):
+    return sum(int(ex.get(k, 0) or 0) for k in ("formulas", "refused", "unsupported")) \
+        + sum((ex.get("models") or {}).values())
+
+
+def aggregate(results):
+    """``{claim id: claim}`` from per-node results.
+
+    The key is the test id without parameters, stable when the pool or a
+    parametrization changes. A claim holds its ``variants`` (the parameters
+    other than the pool entry, e.g. the device) with their own outcome, and
+    the worst outcome among the variants that ran (a skipped GPU variant
+    does not make a passing CPU claim "skipped"); examples are summed; for a
+    pooled claim, ``pool.run`` lists the entries run in every variant that ran.
+    """
+    claims = {}
+    for nodeid, r in sorted(results.items()):
+        c = claims.setdefault(claim_of(nodeid), {
+            "title": r["title"], "outcome": None, "reasons": [], "nodes": 0, "variants": {},
+            "examples": {"models": {}}, "observed": {}, "duration_s": 0.0})
+        c["nodes"] += 1
+        v = c["variants"].setdefault(variant_of(nodeid), {"outcome": None, "reasons": [], "examples": {"models": {}}})
+        v["outcome"] = outcomes.worst([v["outcome"], r["outcome"]])
+        for target in (c, v):
+            if r["reason"] and r["reason"] not in target["reasons"]:
+                target["reasons"].append(r["reason"])
+            _add_examples(target["examples"], r["examples"])
+        for k, values in r["observed"].items():
+            seen = c["observed"].setdefault(k, [])
+            seen += [x for x in values if x not in seen]
+        c["duration_s"] = round(c["duration_s"] + r["duration_s"], 3)
+        if r.get("pool"):
+            name, index = r["pool"]
+            pool = v.setdefault("pool", {"name": name, "run": []})
+            if _asserted(r["examples"]) and index not in pool["run"]:
+                pool["run"].append(index)
+    for c in claims.values():
+        ran = {k: v for k, v in c["variants"].items() if v["outcome"] not in ("skipped", "unsupported")}
+        c["outcome"] = outcomes.worst(v["outcome"] for v in (ran or c["variants"]).values())
+        pools = [v["pool"] for v in ran.values() if "pool" in v]
+        for v in c["variants"].values():
+            if "pool" in v:
+                v["pool"]["run"].sort()
+        if pools:
+            common = set(pools[0]["run"]).intersection(*(p["run"] for p in pools[1:]))
+            c["pool"] = {"name": pools[0]["name"], "run": sorted(common)}
+        if list(c["variants"]) == [""]:
+            del c["variants"]   # an unparametrized claim
+    return claims
+
+
+def pool_coverage(claims):
+    """Per pooled claim: entries run / total, and the pairs and triples of values executed / covered."""
+    from spec.pool import POOLS, coverage, named_pool
+    out = {}
+    for key, c in claims.items():
+        if "pool" not in c:
+            continue
+        shapes = named_pool(c["pool"]["name"])
+        cov = coverage(shapes, c["pool"]["run"], POOLS[c["pool"]["name"]].get("triples", True))
+        c["pool"].update(entries=len(shapes), pairs=cov["pairs"], triples=cov["triples"])
+        out[key] = {"pool": c["pool"]["name"], "entries": len(shapes), "run": len(c["pool"]["run"]),
+                    "pairs": cov["pairs"], "triples": cov["triples"]}
+    return out
+
+
+def totals(claims):
+    t = {"models": {}}
+    for c in claims.values():
+        _add_examples(t, c["examples"])
+    t["claims_by_outcome"] = dict(Counter(c["outcome"] for c in claims.values()))
+    return t
+
+
 def pytest_sessionfinish(session, exitstatus):
     state = session.config._rnnspec
-    state["results"] = dict(_RESULTS)
-    if hasattr(session.config, "workerinput") or not state["results"]:
+    if hasattr(session.config, "workerinput") or not _RESULTS:
         return  # xdist workers: the controller writes the report
     try:
         state["env"] = state["env"] or environment()
     except ImportError:
-        return
-    claims = {r["claim"] for r in state["results"].values()}
+        return  # no Keras installed: only the reference tests ran
+    claims = aggregate(_RESULTS)
+    ids = set(claims)
+    import fnmatch
     stale = [d["id"] for d in load_divergences()
              if divergence_applies(d, state["env"])
-             and not any(fnmatch.fnmatch(c, p) for c in claims for p in d["claims"])]
+             and not any(fnmatch.fnmatch(c, p) for c in ids for p in d["claims"])]
     state["stale"] = stale
+    state["claims"] = claims
+    pools = pool_coverage(claims) if any("pool" in c for c in claims.values()) else {}
     path = Path(report_path(session.config))
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
+        "schema": SCHEMA,
         "environment": state["env"],
         "profile": os.environ.get("RNNSPEC_PROFILE") or session.config.getoption("hypothesis_profile", None) or "dev",
         "wall_time_s": round(time.time() - state["start"], 1),
-        "results": state["results"],
+        "claims": claims,
+        "pools": pools,
+        "totals": totals(claims),
         "unmatched_divergence_entries": stale,
     }
     path.write_text(json.dumps(payload, indent=1, sort_keys=True))
     state["written"] = str(path)
+    state["totals"] = payload["totals"]
+    state["pools"] = pools
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     state = config._rnnspec
+    tr = terminalreporter
+    claims = state.get("claims") or {}
+    if claims and any(k.startswith("spec/") for k in claims):
+        t = state["totals"]
+        tr.write_sep("-", "rnnspec outcomes")
+        by = t["claims_by_outcome"]
+        tr.write_line("claims: " + ", ".join(f"{by[o]} {o}" for o in outcomes.OUTCOMES if by.get(o)))
+        tr.write_line(f"examples: {t['drawn']} drawn; {t['formulas']} asserted against the formulas, "
+                      f"{sum(t['models'].values())} against divergence models, {t['refused']} refused as "
+                      f"documented, {t['unsupported']} unsupported; {t['unasserted']} not asserted")
+        for key, p in sorted((state.get("pools") or {}).items()):
+            tr.write_line(f"pool {p['pool']}: {p['run']}/{p['entries']} entries run, pairs "
+                          f"{p['pairs'][0]}/{p['pairs'][1]}, triples {p['triples'][0]}/{p['triples'][1]} "
+                          f"[{key.split('::')[-1]}]")
+        bad = [(k, c) for k, c in claims.items() if c["outcome"] in outcomes.GATE_FAILING]
+        for k, c in bad:
+            tr.write_line(f"  {c['outcome'].upper()}: {k}: {(c['reasons'] or [''])[0][:200]}")
     stale = state.get("stale", [])
     if stale:
-        terminalreporter.write_sep("-", "known-divergence entries that match no collected claim")
+        tr.write_sep("-", "known-divergence entries that match no collected claim")
         for entry_id in stale:
-            terminalreporter.write_line(f"  {entry_id}")
+            tr.write_line(f"  {entry_id}")
     if state.get("written"):
-        terminalreporter.write_line(f"rnnspec: conformance report written to {state['written']}")
+        tr.write_line(f"rnnspec: conformance report written to {state['written']}")

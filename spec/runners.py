@@ -13,13 +13,25 @@ from collections import OrderedDict
 from spec import adapter
 from spec.cases import keras_layer
 
+#: The compiled paths users run, per backend; the first is the one ``compiled=True`` means.
+#: TensorFlow: ``tf.function``, and ``tf.function(jit_compile=True)`` (XLA), which Keras 3's
+#: ``jit_compile="auto"`` chooses in ``fit``/``predict``; JAX: ``jax.jit`` (always XLA);
+#: torch: the eager call (Keras 3 on torch compiles nothing by default).
+COMPILED_PATHS = {"tensorflow": ("tf.function", "xla"), "jax": ("jax.jit",), "torch": ("eager",)}[adapter.BACKEND]
+
 _CACHE = OrderedDict()
 _MAX_CACHED = 256
 stats = {"hits": 0, "misses": 0}
 
 
 def runner_for(case, *, compiled=True, device="cpu"):
-    """A callable ``(weights, x, mask, initial_state) -> [outputs]`` for ``case`` on ``device``."""
+    """A callable ``(weights, x, mask, initial_state) -> [outputs]`` for ``case`` on ``device``.
+
+    ``compiled``: False (eager), True (the backend's first compiled path) or a
+    name from :data:`COMPILED_PATHS`.
+    """
+    if compiled is True:
+        compiled = COMPILED_PATHS[0]
     c = case.config
     timesteps = case.timesteps if (c.unroll and adapter.BACKEND == "tensorflow") else None
     key = (c, case.features, case.mask is not None, len(case.initial_state or ()),
@@ -34,7 +46,8 @@ def runner_for(case, *, compiled=True, device="cpu"):
         if compiled:
             inner = adapter.compiled_call(layer, has_mask=case.mask is not None,
                                           n_initial_states=len(case.initial_state or ()),
-                                          training=case.training, timesteps=timesteps)
+                                          training=case.training, timesteps=timesteps,
+                                          jit_compile=compiled == "xla")
         else:
             def inner(weights, x, mask=None, initial_state=None, _layer=layer):
                 adapter.set_weights(_layer, weights)

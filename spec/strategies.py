@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from reference.activations import ACTIVATION_NAMES
 from spec.cases import Case, LayerConfig, random_weights
+from spec.tiers import TIERS
 
 KINDS = ("simple_rnn", "lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
@@ -102,14 +103,11 @@ def cases(draw, configs=None, features=NUMERIC_FEATURES, timesteps=NUMERIC_TIMES
     return Case(config=config, features=f, weights=weights, x=x, mask=mask, initial_state=init)
 
 
-@st.composite
-def pooled_cases(draw, pool):
-    """A case whose graph shape comes from ``pool`` (spec/pool.py); weights, inputs,
-    mask pattern and initial state are fresh for every example."""
-    shape = pool[draw(st.integers(0, len(pool) - 1), label="pool_index")]
+def _case_of_shape(draw, shape, salt=0, tier=TIERS["tiny"]):
+    """Fresh weights, inputs, mask pattern and initial state for a fixed graph shape."""
     config, b, t, f = shape.config, shape.batch, shape.timesteps, shape.features
-    rng = np.random.default_rng(draw(SEEDS, label="data_seed"))
-    weights = random_weights(config, f, rng)
+    rng = np.random.default_rng([draw(SEEDS, label="data_seed"), salt])
+    weights = random_weights(config, f, rng, **tier.weight_scales())
     x = rng.uniform(-1.0, 1.0, (b, t, f)).astype(np.float32).astype(np.float64)
     mask = draw(masks(b, t, kinds=(shape.mask,)))
     init = None
@@ -117,6 +115,21 @@ def pooled_cases(draw, pool):
         init = [rng.uniform(-0.5, 0.5, (b, config.units)).astype(np.float32).astype(np.float64)
                 for _ in range(config.n_states)]
     return Case(config=config, features=f, weights=weights, x=x, mask=mask, initial_state=init)
+
+
+@st.composite
+def pool_cases(draw, entry, tier="tiny"):
+    """A case of the pool entry ``entry`` (``spec.pool.PoolEntry``) with the data of ``tier``
+    (``spec/tiers.py``); the entry's index salts the data seed, so that entries run side by
+    side do not share inputs."""
+    return _case_of_shape(draw, entry.shape, salt=entry.index, tier=TIERS[tier])
+
+
+@st.composite
+def pooled_cases(draw, pool):
+    """A case whose graph shape is drawn from the list ``pool`` (bench/ and tools/)."""
+    index = draw(st.integers(0, len(pool) - 1), label="pool_index")
+    return _case_of_shape(draw, pool[index], salt=index)
 
 
 # --------------------------------------------------------------------------- structure

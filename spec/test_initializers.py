@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 
 from reference.activations import activation
 from spec import adapter
-from spec.report import note_example
+from spec import outcomes
 
 
 @given(units=st.integers(1, 64), features=st.integers(1, 16), unit_forget_bias=st.booleans())
@@ -27,16 +27,16 @@ def test_lstm_unit_forget_bias(units, features, unit_forget_bias):
     expected = np.zeros(4 * units)
     if unit_forget_bias:
         expected[units:2 * units] = 1.0
-    note_example()
     assert np.array_equal(bias, expected), (
         f"bias={bias.tolist()}, but should be {expected.tolist()} [LSTM({units}, unit_forget_bias={unit_forget_bias})]")
+    outcomes.asserted_formulas()
 
 
 def test_gru_default_reset_after():
     """GRU's default reset_after is the version's convention (True since Keras 2.3)."""
     layer = adapter.make_layer("gru", 2)
-    note_example()
     assert layer.reset_after == adapter.conventions()["gru_reset_after_default"]
+    outcomes.asserted_formulas()
 
 
 @given(st.floats(-8, 8, allow_nan=False, width=32))
@@ -46,5 +46,5 @@ def test_hard_sigmoid_definition(x):
     actual = float(adapter.to_numpy(adapter.keras.activations.hard_sigmoid(
         adapter._tensor(np.array([x], np.float32))))[0])
     expected = float(activation("hard_sigmoid", convention)(np.float64(x)))
-    note_example()
     assert abs(actual - expected) <= 1e-6, f"hard_sigmoid({x})={actual}, but should be {expected} ({convention})"
+    outcomes.asserted_formulas()

@@ -1,19 +1,23 @@
-"""Chapter 0 -- the known divergences still diverge.
+"""Chapter 0 -- the known divergences still diverge, exactly as modelled.
 
 Each entry of ``spec/data/divergences.toml`` that applies to this
 environment carries its smallest reproducer. This claim runs it and checks
-that Keras still disagrees with the formulas there. When Keras gets fixed,
-the claim fails: the entry is stale and must be removed, so that the
-properties assert those examples again.
+that Keras still returns what the entry's model says (or raises what it
+says), where the model differs from the formulas. When Keras gets fixed, the
+claim fails as "fixed": the entry is stale and must be removed, so that the
+properties hold those examples to the formulas again.
 """
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from spec import adapter
-from spec.assertions import output_names, tolerance
+from spec import adapter, outcomes, refusals
+from spec.assertions import tolerance
 from spec.cases import Case, LayerConfig, keras_layer, reference_outputs
-from spec.report import divergence_applies, environment, load_divergences, note_example
+from spec.conformance import assert_conforms, assert_values, modelled_outputs
+from spec.report import divergence_applies, environment, load_divergences
 
 ENTRIES = [d for d in load_divergences() if "case" in d]
 
@@ -32,37 +36,37 @@ def _case(entry):
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[d["id"] for d in ENTRIES])
 def test_listed_divergence_still_reproduces(entry):
-    """A listed divergence's reproducer still disagrees with the formulas (else the entry is stale)."""
+    """A listed divergence's reproducer still does what its model says (else the entry is stale)."""
     if not divergence_applies(entry, environment()):
         pytest.skip(f"entry {entry['id']} does not apply to this environment ({entry.get('when')})")
     case = _case(entry)
-    note_example()
+    hs = adapter.conventions()["hard_sigmoid"]
     if entry["case"].get("expect") == "accepted":   # Keras accepts what it must refuse
         layer = keras_layer(case.config, case.features, batch=case.stateful_batch, stateful=True)
         adapter.set_weights(layer, case.weights)
-        adapter.call(layer, np.zeros((case.stateful_batch,) + case.x.shape[1:]))
-        try:
-            adapter.call(layer, case.x)
-        except Exception:
-            pytest.fail(f"known divergence {entry['id']!r} no longer reproduces: the call is refused now; "
-                        f"remove the entry from spec/data/divergences.toml")
+        first = np.zeros((case.stateful_batch,) + case.x.shape[1:])
+        adapter.call(layer, first)
+        stored = reference_outputs(Case(replace(case.config, return_state=True), case.features, case.weights,
+                                        first), hs)[1:]
+        case = replace(case, initial_state=stored)
+        outcome, actual = refusals.outcome_of("spec/test_stateful.py::test_other_batch_size_is_refused",
+                                              lambda: adapter.call(layer, case.x))
+        if outcome != "accepted":
+            raise outcomes.DivergenceFixed(f"known divergence {entry['id']!r} no longer reproduces: the call is "
+                                           f"{outcome} now ({actual}); remove the entry from spec/data/divergences.toml")
+        modelled = modelled_outputs(case, hs, entry)
+        atol, rtol = tolerance()
+        assert_values(case, actual, [np.full(np.shape(m), np.nan) for m in modelled], modelled, entry["id"],
+                      atol=atol, rtol=rtol, path="the entry's reproducer")
         return
     layer = keras_layer(case.config, case.features, dropout=case.dropout,
                         recurrent_dropout=case.recurrent_dropout)
     adapter.set_weights(layer, case.weights)
-    if entry["case"].get("expect") == "raises":
-        try:
-            adapter.call(layer, case.x, mask=case.mask, initial_state=case.initial_state,
-                         training=case.training)
-        except Exception:
-            return
-        pytest.fail(f"known divergence {entry['id']!r} no longer reproduces: the call no longer raises; "
-                    f"remove the entry from spec/data/divergences.toml")
-    actual = adapter.call(layer, case.x, mask=case.mask, initial_state=case.initial_state,
-                          training=case.training)
-    expected = reference_outputs(case, adapter.conventions()["hard_sigmoid"])
-    atol, rtol = tolerance()
-    differs = [name for name, a, e in zip(output_names(case.config), actual, expected)
-               if a.shape != e.shape or not np.allclose(a, e, atol=atol, rtol=rtol)]
-    assert differs, (f"known divergence {entry['id']!r} no longer reproduces on this environment: "
-                     f"Keras now matches the formulas; remove the entry from spec/data/divergences.toml")
+    if "model" in entry:
+        modelled = modelled_outputs(case, hs, entry)
+        expected = reference_outputs(case, hs)
+        assert any(np.shape(m) != np.shape(e) or not np.allclose(m, e) for m, e in zip(modelled, expected)), \
+            f"the reproducer of {entry['id']!r} does not separate its model from the formulas: choose another"
+    assert_conforms(case, lambda: adapter.call(layer, case.x, mask=case.mask, initial_state=case.initial_state,
+                                               training=case.training),
+                    path="the entry's reproducer", hard_sigmoid=hs, entry=entry)

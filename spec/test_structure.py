@@ -25,7 +25,7 @@ from hypothesis import example, given, strategies as st
 from reference.structure import (bidirectional_param_count, dense_param_count, param_count,
                                  stacked_param_counts, weight_shapes)
 from spec import adapter
-from spec.report import note_example
+from spec import outcomes
 from spec.strategies import structure_configs
 
 FAST_INIT = dict(kernel_initializer="zeros", recurrent_initializer="zeros", bias_initializer="zeros")
@@ -47,8 +47,8 @@ def _flags(cfg):
 
 def _check(quantity, actual, expected, cfg):
     __tracebackhide__ = True
-    note_example()
     assert actual == expected, f"{quantity}={actual!r}, but should be {expected!r} [{cfg}]"
+    outcomes.asserted_formulas()
 
 
 ARTICLE_SIMPLE_RNN = dict(kind="simple_rnn", units=128, features=10, use_bias=True, reset_after=True,

@@ -1,12 +1,15 @@
 """tools/report.py: merging and diffing conformance reports (no Keras needed).
 
-The reports are small hand-written dicts in the format spec/report.py writes.
+The reports are small hand-written dicts in the format spec/report.py writes
+(schema 2): per-node results go through ``spec.report.aggregate``, exactly as
+the plugin does, so the tool is tested on what the plugin really writes.
 """
 
 import json
 
 import pytest
 
+from spec import report as plugin
 from tools import report as rt
 
 DIVERGENCES = {
@@ -27,18 +30,20 @@ def _env(name, tf="2.21.0", keras="3.15.1", backend="tensorflow", package="keras
             "tf32": "n/a (no GPU)", "platform": "Linux", "commit": "abc1234"}
 
 
-def _res(nodeid, status="passed", examples=40, reason="", known=None, title=None, observed=None):
-    r = {"claim": nodeid.split("[")[0], "title": title or f"Title of {nodeid.split('::')[-1]}",
-         "status": status, "reason": reason, "examples": examples,
-         "known_divergence_examples": known or {}, "duration_s": 0.1}
-    if observed is not None:
-        r["observed"] = observed
-    return nodeid, r
+def _res(nodeid, outcome="passed", formulas=40, reason="", models=None, title=None, observed=None,
+         pool=None, unasserted=0):
+    ex = {"drawn": formulas + sum((models or {}).values()) + unasserted, "formulas": formulas,
+          "models": models or {}, "refused": 0, "unsupported": 0, "unasserted": unasserted}
+    if outcome in ("skipped", "unsupported"):
+        ex = {}
+    return nodeid, {"title": title or f"Title of {nodeid.split('::')[-1].split('[')[0]}", "outcome": outcome,
+                    "reason": reason, "examples": ex, "observed": observed or {}, "pool": pool,
+                    "duration_s": 0.1}
 
 
 def _report(env, *results, profile="ci", wall=12.5, source=None):
-    data = {"environment": env, "profile": profile, "wall_time_s": wall,
-            "results": dict(results), "unmatched_divergence_entries": []}
+    data = {"schema": 2, "environment": env, "profile": profile, "wall_time_s": wall,
+            "claims": plugin.aggregate(dict(results)), "unmatched_divergence_entries": []}
     return rt.normalise(data, source=source or f"reports/{env['env_name']}.json")
 
 
@@ -46,14 +51,13 @@ def _report(env, *results, profile="ci", wall=12.5, source=None):
 def k3():
     return _report(
         _env("k3-tf221"),
-        _res("spec/test_eq.py::test_layer", examples=30, known={"zero-mask": 4}),
-        _res("spec/test_eq.py::test_bidi", status="failed", examples=7,
+        _res("spec/test_eq.py::test_layer", outcome="diverged", formulas=30, models={"zero-mask": 4}),
+        _res("spec/test_eq.py::test_bidi", outcome="failed", formulas=7,
              reason="AssertionError: output[0, 1]=0, but should be -0.08"),
-        _res("spec/test_gru.py::test_bias[simple]", examples=10),
-        _res("spec/test_gru.py::test_bias[lstm]", examples=12),
-        _res("spec/test_gpu.py::test_tf32", status="skipped", examples=0,
-             reason="Skipped: needs a GPU"),
-        _res("tests/test_reference_hand.py::test_by_hand", examples=0,
+        _res("spec/test_gru.py::test_bias[simple]", formulas=10),
+        _res("spec/test_gru.py::test_bias[lstm]", formulas=12),
+        _res("spec/test_gpu.py::test_tf32", outcome="skipped", reason="needs a GPU"),
+        _res("tests/test_reference_hand.py::test_by_hand", formulas=1,
              observed={"exception": ["ValueError"]}),
     )
 
@@ -62,13 +66,11 @@ def k3():
 def k2():
     return _report(
         _env("k2-tf215", tf="2.15.1", keras="2.15.0"),
-        _res("spec/test_eq.py::test_layer", examples=30),
-        _res("spec/test_eq.py::test_bidi", examples=31),
-        _res("spec/test_gru.py::test_bias[simple]", status="skipped", examples=0,
-             reason="known divergence gru-bias: Keras 2 GRU bias layout."),
-        _res("spec/test_gru.py::test_bias[lstm]", status="diverged", examples=0,
-             reason="known divergence gru-bias: Keras 2 GRU bias layout."),
-        _res("spec/test_old.py::test_gone", examples=5),
+        _res("spec/test_eq.py::test_layer", formulas=30),
+        _res("spec/test_eq.py::test_bidi", formulas=31),
+        _res("spec/test_gru.py::test_bias[simple]", formulas=5),
+        _res("spec/test_gru.py::test_bias[lstm]", outcome="diverged", formulas=0, models={"gru-bias (raises)": 3}),
+        _res("spec/test_old.py::test_gone", formulas=5),
     )
 
 
@@ -83,33 +85,49 @@ def _row(text, claim):
 def test_claims_aggregate_parametrizations(k3, k2):
     cs = rt.claims_of(k3)
     bias = cs["spec/test_gru.py::test_bias"]
-    assert bias["nodes"] == 2 and bias["examples"] == 22 and bias["status"] == "passed"
-    assert rt.claims_of(k2)["spec/test_gru.py::test_bias"]["status"] == "diverged"
-    assert cs["spec/test_eq.py::test_bidi"]["status"] == "failed"
-    assert cs["spec/test_eq.py::test_layer"]["known"] == {"zero-mask": 4}
+    assert bias["nodes"] == 2 and bias["examples"]["formulas"] == 22 and bias["outcome"] == "passed"
+    assert rt.claims_of(k2)["spec/test_gru.py::test_bias"]["outcome"] == "diverged"
+    assert cs["spec/test_eq.py::test_bidi"]["outcome"] == "failed"
+    assert cs["spec/test_eq.py::test_layer"]["examples"]["models"] == {"zero-mask": 4}
 
 
-@pytest.mark.parametrize("statuses, expected", [
+@pytest.mark.parametrize("outcomes, expected", [
     (["passed", "failed"], "failed"),
     (["diverged", "passed"], "diverged"),
-    (["stale-divergence", "diverged"], "stale-divergence"),
+    (["fixed", "diverged"], "fixed"),
+    (["harness-error", "crashed"], "harness-error"),
     (["skipped", "passed"], "passed"),
     (["skipped", "skipped"], "skipped"),
 ])
-def test_worst_status_wins(statuses, expected):
-    rep = _report(_env("e"), *[_res(f"spec/t.py::test_x[{i}]", status=s)
-                               for i, s in enumerate(statuses)])
-    assert rt.claims_of(rep)["spec/t.py::test_x"]["status"] == expected
+def test_worst_outcome_wins(outcomes, expected):
+    rep = _report(_env("e"), *[_res(f"spec/t.py::test_x[{i}]", outcome=o)
+                               for i, o in enumerate(outcomes)])
+    assert rt.claims_of(rep)["spec/t.py::test_x"]["outcome"] == expected
+
+
+def test_pool_entries_fold_into_one_stable_claim_key():
+    """Pool-entry parameters leave the claim key; the device stays; entries run are counted."""
+    rep = _report(_env("e"), *[_res(f"spec/t.py::test_p[cpu-pool{i:02d}]", pool=["single", i]) for i in range(3)],
+                  _res("spec/t.py::test_p[gpu-tf32off]", outcome="skipped", reason="no GPU"))
+    cs = rt.claims_of(rep)
+    assert set(cs) == {"spec/t.py::test_p"}
+    claim = cs["spec/t.py::test_p"]
+    assert claim["outcome"] == "passed" and claim["pool"]["run"] == [0, 1, 2]
+    assert claim["variants"]["cpu"]["outcome"] == "passed"
+    assert claim["variants"]["gpu-tf32off"]["outcome"] == "skipped"
+    assert plugin.claim_key("spec/t.py::test_p[pool07]") == "spec/t.py::test_p"
+    assert plugin.variant_of("spec/t.py::test_p[gpu-tf32off-pool07]") == "gpu-tf32off"
 
 
 def test_cells(k3):
     cs = rt.claims_of(k3)
-    assert rt.cell(cs["spec/test_eq.py::test_layer"]) == "pass (30), 4 known"
-    assert rt.cell(cs["spec/test_gru.py::test_bias"]) == "pass (22)"
-    assert rt.cell(cs["spec/test_eq.py::test_bidi"]) == "**FAIL**"
+    assert rt.cell(cs["spec/test_eq.py::test_layer"]) == "diverged · 30 f + 4 m"
+    assert rt.cell(cs["spec/test_gru.py::test_bias"]) == "pass · 22 f"
+    assert rt.cell(cs["spec/test_eq.py::test_bidi"]) == "**FAILED** · 7 f"
     assert rt.cell(cs["spec/test_gpu.py::test_tf32"]) == "skip: needs a GPU"
-    assert rt.cell(cs["tests/test_reference_hand.py::test_by_hand"]) == "pass"
     assert rt.cell(None) == "—"
+    blind = _report(_env("e"), _res("spec/t.py::test_b", formulas=3, unasserted=2, outcome="harness-error"))
+    assert rt.cell(rt.claims_of(blind)["spec/t.py::test_b"]) == "**HARNESS ERROR** · 3 f · **2 unasserted**"
 
 
 # --------------------------------------------------------------------------- merge
@@ -122,25 +140,25 @@ def test_merge_matrix(k3, k2):
     assert "TF 2.15.1 · Keras 2.15.0" in header and "tensorflow · cpu" in header
     # rows: title and claim id; a cell per environment
     assert _row(md, "spec/test_eq.py::test_layer") == [
-        "Title of test_layer<br>`spec/test_eq.py::test_layer`", "pass (30)", "pass (30), 4 known"]
-    assert _row(md, "spec/test_eq.py::test_bidi")[1:] == ["pass (31)", "**FAIL**"]
-    assert _row(md, "spec/test_gru.py::test_bias")[1:] == ["diverged 1/2", "pass (22)"]
+        "Title of test_layer<br>`spec/test_eq.py::test_layer`", "pass · 30 f", "diverged · 30 f + 4 m"]
+    assert _row(md, "spec/test_eq.py::test_bidi")[1:] == ["pass · 31 f", "**FAILED** · 7 f"]
+    assert _row(md, "spec/test_gru.py::test_bias")[1:] == ["diverged · 5 f + 3 m", "pass · 22 f"]
     assert _row(md, "spec/test_gpu.py::test_tf32")[1:] == ["—", "skip: needs a GPU"]
-    assert _row(md, "spec/test_old.py::test_gone")[1:] == ["pass (5)", "—"]
+    assert _row(md, "spec/test_old.py::test_gone")[1:] == ["pass · 5 f", "—"]
     # spec claims before the suite's own tests
     assert md.index("spec/test_old.py::test_gone") < md.index("tests/test_reference_hand.py")
 
 
 def test_merge_failures_environment_and_divergences(k3, k2):
     md = rt.merge([k3, k2], DIVERGENCES)
-    assert ("- **k3-tf221** `spec/test_eq.py::test_bidi`: "
+    assert ("- **k3-tf221** `spec/test_eq.py::test_bidi` (failed): "
             "`AssertionError: output[0, 1]=0, but should be -0.08`") in md
     env_section = md.split("## Environments")[1].split("##")[0]
     assert "| k3-tf221 | 3.11.7 | 2.21.0 | 3.15.1 | keras | tensorflow | cpu | n/a (no GPU) | abc1234 | ci | 12.5 s |" in env_section
     div = md.split("## Known divergences")[1]
     # counts per env; n/a where the entry's `when` excludes the env
     assert "| `zero-mask` | 0 | 4 ex |" in div
-    assert "| `gru-bias` | 1 claim(s) diverged | n/a |" in div
+    assert "| `gru-bias` | 3 ex | n/a |" in div
     assert "Zeroes masked steps in input order." in div
     assert "- k3-tf221: `spec/test_eq.py::test_layer` 4" in div
     assert "## Observed behaviour" in md and "exception: k3-tf221: ValueError" in md
@@ -157,28 +175,28 @@ def test_merge_escapes_pipes_and_dedupes_env_names(k3):
 
 def test_merge_claim_filter(k3):
     md = rt.merge([k3], DIVERGENCES, claim_prefixes=["spec/"])
-    assert "tests/test_reference_hand.py" not in md.split("## Matrix")[1].split("## Failures")[0]
+    assert "tests/test_reference_hand.py" not in md.split("## Matrix")[1].split("## Gate failures")[0]
 
 
 # --------------------------------------------------------------------------- diff
 
 def test_diff_flags_regressions(k2, k3):
     text, regressions = rt.diff(k2, k3)
-    assert regressions == ["spec/test_eq.py::test_bidi"]
-    assert "| `spec/test_eq.py::test_bidi` | pass (31) | **FAIL** | **regression** |" in text
+    # a new failure, and a claim that passed and now diverges
+    assert regressions == ["spec/test_eq.py::test_bidi", "spec/test_eq.py::test_layer"]
+    assert "| `spec/test_eq.py::test_bidi` | pass · 31 f | **FAILED** · 7 f | **regression** |" in text
     # diverged -> passed is a change, not a regression
     line = _row(text, "spec/test_gru.py::test_bias")
-    assert line[1:3] == ["diverged 1/2", "pass (22)"] and "regression" not in line[-1]
+    assert line[1:3] == ["diverged · 5 f + 3 m", "pass · 22 f"] and "regression" not in line[-1]
     assert "- `spec/test_gpu.py::test_tf32`: skip: needs a GPU" in text.split("## Added")[1]
-    assert "- `spec/test_old.py::test_gone`: pass (5)" in text.split("## Removed")[1]
+    assert "- `spec/test_old.py::test_gone`: pass · 5 f" in text.split("## Removed")[1]
     assert "| keras | 2.15.0 | 3.15.1 |" in text and "| python |" not in text
-    assert "**1 regression(s)**" in text
+    assert "**2 regression(s)**" in text
 
 
 def test_diff_passed_to_diverged_is_a_regression():
     a = _report(_env("a"), _res("spec/t.py::test_a"))
-    b = _report(_env("a"), _res("spec/t.py::test_a", status="diverged",
-                                reason="known divergence x: y"))
+    b = _report(_env("a"), _res("spec/t.py::test_a", outcome="diverged", models={"x": 2}))
     assert rt.diff(a, b)[1] == ["spec/t.py::test_a"]
     assert rt.diff(b, a)[1] == []
 
@@ -222,10 +240,21 @@ def test_cli_diff_exit_status(tmp_path, k2, k3):
     assert rt.main(["diff", str(tmp_path / "bad.json"), str(old)]) == 2
 
 
-def test_reads_a_report_spec_report_would_write(tmp_path):
+def test_refuses_a_report_of_another_schema(tmp_path, k3, capsys):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"environment": {}, "results": {"spec/t.py::test_a": {"status": "passed"}}}))
+    assert rt.main(["merge", str(old)]) == 2
+    assert "no schema version" in capsys.readouterr().err
+    future = _dump(tmp_path, "future.json", k3)
+    future.write_text(future.read_text().replace('"schema": 2', '"schema": 99'))
+    assert rt.main(["diff", str(future), str(future)]) == 2
+    assert "schema 99; this rnnspec reads schema 2" in capsys.readouterr().err
+
+
+def test_reads_a_partial_report(tmp_path):
     """Env name falls back to the file stem; missing optional keys are tolerated."""
     path = tmp_path / "partial.json"
-    path.write_text(json.dumps({"results": {"spec/t.py::test_a": {"status": "passed"}}}))
+    path.write_text(json.dumps({"schema": 2, "claims": {"spec/t.py::test_a": {"outcome": "passed"}}}))
     rep = rt.load_report(path)
     assert rep["environment"]["env_name"] == "partial"
     assert rt.cell(rt.claims_of(rep)["spec/t.py::test_a"]) == "pass"

@@ -1,10 +1,11 @@
 """Measure how far float32 Keras is from the float64 reference, to derive tolerances.
 
-    python -m tools.measure_error [--cases 3000] [--seed 0] [--compiled]
+    python -m tools.measure_error [--cases 3000] [--seed 0] [--tier tiny|wide|saturating] [--path xla]
 
 Draws cases the way the equivalence properties do (graph shapes from a
-random-filled covering pool, fan-in-scaled weights, inputs in [-1, 1],
-every mask kind, initial states), skips known divergences, and prints the
+random-filled covering pool, or the wide tier's pool; the tier's weights,
+inputs in [-1, 1], every mask kind, initial states), leaves out the examples
+inside a listed divergence (counted), and prints the
 distribution of max |keras - reference| per case, overall and per kind. It
 also prints how much a 1e-3 error in the recurrent activation moves the
 reference output (the smallest fault the tolerance must still see).
@@ -40,37 +41,50 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool-size", type=int, default=300)
     parser.add_argument("--json", help="write the summary here")
+    parser.add_argument("--tier", default="tiny", choices=("tiny", "wide", "saturating"),
+                        help="the size/value tier (spec/tiers.py) to draw from")
+    parser.add_argument("--path", default=None,
+                        help="compiled path (spec/runners.py COMPILED_PATHS), default the backend's first")
     args = parser.parse_args(argv)
 
     from reference import activations
     from spec import adapter
     from spec.assertions import describe, tolerance
     from spec.cases import Case, random_weights, reference_outputs
-    from spec.divergences import known_divergence
-    from spec.pool import covering_pool
+    from spec.divergences import divergence_for
+    from spec.pool import covering_pool, named_pool
     from spec.runners import run_case
+    from spec.tiers import TIERS, gate_preactivations
 
+    tier = TIERS[args.tier]
     rng = np.random.default_rng(args.seed)
-    pools = [covering_pool(False, size=args.pool_size, seed=args.seed),
-             covering_pool(True, size=args.pool_size, seed=args.seed)]
+    if tier.pool == "single":
+        pools = [covering_pool(False, size=args.pool_size, seed=args.seed),
+                 covering_pool(True, size=args.pool_size, seed=args.seed)]
+    else:
+        pools = [named_pool(tier.pool)] * 2
     hs = adapter.conventions()["hard_sigmoid"]
     errors, per_kind, fault_effect, skipped, ratios, worst, crashes = [], {}, [], 0, [], [], []
-    atol, rtol = tolerance()
+    atol, rtol = tolerance(tier=args.tier)
+    saturated = []
     for i in range(args.cases):
         shape = pools[i % 2][rng.integers(len(pools[i % 2]))]
         c = shape.config
         b, t, f = shape.batch, shape.timesteps, shape.features
-        weights = random_weights(c, f, rng)
+        weights = random_weights(c, f, rng, **tier.weight_scales())
         x = rng.uniform(-1, 1, (b, t, f)).astype(np.float32).astype(np.float64)
         init = ([rng.uniform(-0.5, 0.5, (b, c.units)).astype(np.float32).astype(np.float64)
                  for _ in range(c.n_states)] if shape.initial_state else None)
         case = Case(c, f, weights, x, mask=_mask(rng, shape.mask, b, t), initial_state=init)
-        if known_divergence(case, claim="tools/measure_error"):
+        if divergence_for(case, claim="tools/measure_error") is not None:
             skipped += 1
             continue
         expected = reference_outputs(case, hs)
+        if c.kind != "simple_rnn":
+            gates, _ = gate_preactivations(case, hs)
+            saturated.append(float(np.mean(np.abs(gates) >= 3)) if gates.size else 0.0)
         try:
-            actual = run_case(case)
+            actual = run_case(case, compiled=args.path or True)
         except Exception as exc:  # a crash is a finding: list it, do not stop measuring
             crashes.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]} [{describe(case)}]")
             continue
@@ -102,7 +116,9 @@ def main(argv=None):
                 "max": float(v.max())}
 
     out = {"backend": adapter.BACKEND, "keras": adapter.KERAS_VERSION, "tensorflow": adapter.tf_version(),
+           "tier": args.tier, "path": args.path or "default",
            "cases": args.cases, "seed": args.seed, "skipped_known_divergence": skipped,
+           "gate_preactivations_at_least_3": summary(saturated) if saturated else None,
            "crashes": crashes[:20], "n_crashes": len(crashes),
            "error": summary(errors),
            "tolerance": {"atol": atol, "rtol": rtol},

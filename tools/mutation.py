@@ -30,6 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from spec.outcomes import FINDINGS  # noqa: E402  (standard library only)
+
 DEFAULT_OUT = ROOT / "docs" / "mutation-results.json"
 
 
@@ -94,21 +97,25 @@ def run_suite(python, spec_args, *, fault=None, profile="ci", stop_first=True, d
         except subprocess.TimeoutExpired as exc:
             code, output = None, f"timed out after {timeout}s\n{exc.stdout or ''}"
         wall = round(time.time() - start, 1)
-        results = json.loads(report.read_text())["results"] if report.exists() else {}
+        claims = json.loads(report.read_text())["claims"] if report.exists() else {}
 
-    failed = [(nodeid, r) for nodeid, r in results.items()
-              if r["status"] in ("failed", "stale-divergence")]
+    # a fault is caught by a finding (failed, crashed, fixed); a harness error is ours, not a catch
+    failed = [(claim, c) for claim, c in claims.items() if c["outcome"] in FINDINGS]
+    harness = [(claim, c) for claim, c in claims.items() if c["outcome"] == "harness-error"]
     res = {"fault": fault, "exit_code": code, "wall_s": wall,
-           "tests_run": len(results),
-           "examples": sum(r.get("examples", 0) for r in results.values()),
-           "failed": [{"nodeid": n, "claim": r["claim"], "reason": r["reason"]} for n, r in failed]}
+           "claims_run": len(claims),
+           "examples": sum((c.get("examples") or {}).get("drawn", 0) for c in claims.values()),
+           "failed": [{"claim": n, "outcome": c["outcome"], "reason": (c["reasons"] or [""])[0]}
+                      for n, c in failed + harness]}
     if fault and "rnnspec: injected fault " + fault not in output:
         res.update(status="error", detail="the plugin did not report the fault as injected")
     elif code == 1 and failed:
-        reason = _reason(failed[0][1]["reason"], output)
-        res.update(status="caught" if fault else "failed", nodeid=failed[0][0],
-                   claim=failed[0][1]["claim"], reason=reason,
-                   by_assertion=reason.startswith("AssertionError"))
+        reason = _reason((failed[0][1]["reasons"] or [""])[0], output)
+        res.update(status="caught" if fault else "failed", claim=failed[0][0], outcome=failed[0][1]["outcome"],
+                   reason=reason, by_assertion=failed[0][1]["outcome"] in ("failed", "fixed"))
+    elif code == 1 and harness:
+        res.update(status="error", claim=harness[0][0],
+                   detail=f"harness error, not a catch: {(harness[0][1]['reasons'] or [''])[0]}")
     elif code == 0:
         res.update(status="escaped" if fault else "passed")
     else:
@@ -197,10 +204,10 @@ def main(argv=None):
     if not args.skip_clean:
         clean = run_suite(args.python, spec_args, profile=args.profile, stop_first=False,
                           timeout=args.timeout)
-        deselect = [f["nodeid"] for f in clean["failed"]]
-        print(f"clean run: {clean['status']} ({clean['tests_run']} tests, {clean['wall_s']}s)", flush=True)
+        deselect = [f["claim"] for f in clean["failed"]]   # pytest deselects by node-id prefix
+        print(f"clean run: {clean['status']} ({clean['claims_run']} claims, {clean['wall_s']}s)", flush=True)
         for f in clean["failed"]:
-            print(f"  FAILS WITHOUT A FAULT: {f['nodeid']}\n    {f['reason']}", flush=True)
+            print(f"  FAILS WITHOUT A FAULT ({f['outcome']}): {f['claim']}\n    {f['reason']}", flush=True)
         if clean["status"] == "error":
             print(clean.get("output_tail", "")[-3000:], flush=True)
 

@@ -1,28 +1,33 @@
 """Merge and compare the conformance reports written by ``spec/report.py``.
 
-Every pytest run of the spec writes one JSON report (``--report-json``): the
-environment (Python, TensorFlow, Keras, backend, devices, ...) and, per test
-node, its status, example count and known-divergence hits.  This tool reads
-them back; it needs only the standard library.
+Every pytest run of the spec writes one JSON report (``--report-json``, schema
+:data:`SCHEMA`): the environment (Python, TensorFlow, Keras, backend,
+devices, ...) and, per claim, its outcome (``spec/outcomes.py``) and its
+examples -- drawn, asserted against the formulas, asserted against each
+divergence model, refused, unasserted -- and the graph-shape pool entries it
+ran.  This tool reads them back (a report of another schema is refused with
+a message saying so); it needs only the standard library.
 
     python -m tools.report merge reports/*.json -o docs/conformance/matrix.md
     python -m tools.report diff OLD.json NEW.json
 
 merge
-    A Markdown matrix: one row per claim (a test without its parameters), one
-    column per environment.  Cells: ``pass (N)`` (N examples asserted),
-    ``diverged`` (a listed known divergence, strict xfail), ``FAIL``,
-    ``skip: reason``, ``—`` (not run there).  Below it: the failures with
-    their first line, the environments in full, and the known divergences
-    with their example counts per environment.  Paths may be files,
-    directories (all ``*.json`` in them) or glob patterns, which the tool
-    expands itself (tox runs no shell).
+    A Markdown matrix: one row per claim, one column per environment.  Cells
+    give the outcome and the examples: ``pass · 236 f`` (236 asserted against
+    the formulas), ``diverged · 220 f + 16 m`` (16 more against divergence
+    models), ``refused · 40``, **FAILED** / **CRASHED** / **FIXED** /
+    **HARNESS ERROR**, ``skip: reason``, ``unsupported: reason``, ``—`` (not
+    run there).  Below it: the examples and pool coverage per environment, the
+    failures with their first line, the environments in full, and the known
+    divergences with their example counts per environment.  Paths may be
+    files, directories (all ``*.json`` in them) or glob patterns, which the
+    tool expands itself (tox runs no shell).
 
 diff
-    What changed between two reports: claims whose status changed, claims
+    What changed between two reports: claims whose outcome changed, claims
     added or removed, and differing environment fields.  The exit status is
-    1 when a claim that passed in OLD failed, diverged or went stale in NEW,
-    so it can gate an upgrade; otherwise 0.
+    1 when a claim that passed in OLD fails the gate or diverges in NEW, so
+    it can gate an upgrade; otherwise 0.
 """
 
 import argparse
@@ -35,13 +40,16 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from spec.versions import applies as _applies_to
+from spec.outcomes import GATE_FAILING
+
 ROOT = Path(__file__).resolve().parent.parent
 DIVERGENCES = ROOT / "spec" / "data" / "divergences.toml"
+#: the report schema this tool reads (spec/report.py writes it)
+SCHEMA = 2
 
-# Aggregation of a claim's test nodes: the first status present wins.
-_PRECEDENCE = ["failed", "stale-divergence", "diverged", "passed", "skipped"]
-#: statuses that count as a regression when a passing claim moves to them
-BROKEN = {"failed", "stale-divergence", "diverged"}
+#: outcomes that count as a regression when a passing claim moves to them
+BROKEN = set(GATE_FAILING) | {"diverged"}
 
 
 # --------------------------------------------------------------------------- loading
@@ -81,9 +89,14 @@ def load_report(path):
 
 
 def normalise(data, source="<dict>"):
-    """Fill in what an older or partial report lacks, so the rest can rely on it."""
-    if not isinstance(data, dict) or "results" not in data:
-        raise ValueError(f"{source}: not a conformance report (no 'results')")
+    """Check the schema and fill in what a partial report lacks, so the rest can rely on it."""
+    if not isinstance(data, dict) or ("claims" not in data and "results" not in data):
+        raise ValueError(f"{source}: not a conformance report (no 'claims')")
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        written = f"schema {schema}" if schema is not None else "no schema version (an rnnspec report from before schema 2)"
+        raise ValueError(f"{source}: report has {written}; this rnnspec reads schema {SCHEMA}. "
+                         f"Rerun the spec with this rnnspec to write a report it can read.")
     data = dict(data)
     env = dict(data.get("environment") or {})
     env.setdefault("env_name", Path(source).stem if source != "<dict>" else "local")
@@ -91,6 +104,7 @@ def normalise(data, source="<dict>"):
     data.setdefault("profile", "?")
     data.setdefault("wall_time_s", None)
     data.setdefault("unmatched_divergence_entries", [])
+    data.setdefault("pools", {})
     data["_source"] = source
     return data
 
@@ -104,41 +118,26 @@ def load_divergence_entries(path=DIVERGENCES):
 
 # --------------------------------------------------------------------------- claims
 
-def claims_of(report):
-    """``{claim: summary}``: the report's test nodes grouped by claim id.
+_EXAMPLE_KEYS = ("drawn", "formulas", "refused", "unsupported", "unasserted")
 
-    A summary has ``title``, ``status`` (the worst of its nodes), ``nodes``,
-    ``counts`` (per status), ``examples`` and ``known`` (divergence id ->
-    examples, summed), ``reasons`` (first lines of failures, skips and
-    divergences) and ``observed`` (key -> values seen).
+
+def claims_of(report):
+    """``{claim key: summary}``: the report's claims with every field filled in.
+
+    A summary has ``title``, ``outcome``, ``reasons``, ``nodes``,
+    ``examples`` (drawn, formulas, models {divergence id: n}, refused,
+    unsupported, unasserted), ``observed`` and, for a pooled claim, ``pool``.
     """
     out = {}
-    for nodeid, r in sorted(report["results"].items()):
-        claim = r.get("claim") or nodeid.split("[")[0]
-        s = out.setdefault(claim, {"title": None, "nodes": 0, "counts": Counter(),
-                                   "examples": 0, "known": Counter(), "reasons": [],
-                                   "observed": {}})
-        title = r.get("title") or ""
-        if title and title != nodeid and s["title"] is None:
-            s["title"] = title
-        status = r.get("status", "failed")
-        s["nodes"] += 1
-        s["counts"][status] += 1
-        s["examples"] += int(r.get("examples") or 0)
-        s["known"].update(r.get("known_divergence_examples") or {})
-        reason = (r.get("reason") or "").strip()
-        if reason and status != "passed" and reason not in s["reasons"]:
-            s["reasons"].append(reason)
-        for key, values in (r.get("observed") or {}).items():
-            seen = s["observed"].setdefault(key, [])
-            for v in values if isinstance(values, list) else [values]:
-                if v not in seen:
-                    seen.append(v)
-    for claim, s in out.items():
-        s["status"] = next((st for st in _PRECEDENCE if s["counts"][st]), None) \
-            or ("failed" if s["counts"] else "skipped")
-        if s["title"] is None:
-            s["title"] = claim.split("::")[-1]
+    for key, c in sorted(report["claims"].items()):
+        ex = dict(c.get("examples") or {})
+        for k in _EXAMPLE_KEYS:
+            ex[k] = int(ex.get(k) or 0)
+        ex["models"] = dict(ex.get("models") or {})
+        out[key] = {"title": c.get("title") or key.split("::")[-1],
+                    "outcome": c.get("outcome") or "failed", "reasons": list(c.get("reasons") or []),
+                    "nodes": int(c.get("nodes") or 1), "examples": ex, "variants": dict(c.get("variants") or {}),
+                    "observed": dict(c.get("observed") or {}), "pool": c.get("pool")}
     return out
 
 
@@ -152,28 +151,35 @@ def _short_skip(reason, width=60):
     return reason if len(reason) <= width else reason[:width - 1] + "…"
 
 
+def _divergence_id(key):
+    return key.removesuffix(" (raises)")
+
+
 def cell(summary):
     """The matrix cell for one claim in one environment (``None`` -> not run)."""
     if summary is None:
         return "—"
-    st, counts, n = summary["status"], summary["counts"], summary["nodes"]
-    if st == "failed":
-        text = "**FAIL**" + (f" {counts['failed'] + counts['stale-divergence']}/{n}" if n > 1 else "")
-        if counts["stale-divergence"]:
-            text += " (stale divergence)"
-        return text
-    if st == "stale-divergence":
-        return "**FAIL** (stale divergence)"
-    if st == "diverged":
-        return "diverged" + (f" {counts['diverged']}/{n}" if n > 1 else "")
-    if st == "skipped":
-        return "skip: " + _md(_short_skip(summary["reasons"][0] if summary["reasons"] else ""))
-    text = f"pass ({summary['examples']})" if summary["examples"] else "pass"
-    known = sum(summary["known"].values())
-    if known:
-        text += f", {known} known"
-    if counts["skipped"]:
-        text += f", {counts['skipped']}/{n} skip"
+    outcome, ex = summary["outcome"], summary["examples"]
+    if outcome in ("skipped", "unsupported"):
+        label = "skip" if outcome == "skipped" else "unsupported"
+        return f"{label}: " + _md(_short_skip(summary["reasons"][0] if summary["reasons"] else ""))
+    modelled = sum(ex["models"].values())
+    counts = []
+    if ex["formulas"]:
+        counts.append(f"{ex['formulas']} f")
+    if modelled:
+        counts.append(f"{modelled} m")
+    if ex["refused"]:
+        counts.append(f"{ex['refused']} r")
+    text = {"passed": "pass", "diverged": "diverged", "refused": "refused"}.get(
+        outcome, f"**{outcome.upper().replace('-', ' ')}**")
+    if counts:
+        text += " · " + " + ".join(counts)
+    if ex["unasserted"]:
+        text += f" · **{ex['unasserted']} unasserted**"
+    pool = summary.get("pool")
+    if pool and pool.get("entries"):
+        text += f" · pool {len(pool['run'])}/{pool['entries']}"
     return text
 
 
@@ -222,35 +228,7 @@ def _unique_names(reports):
 
 def divergence_applies(entry, env):
     """The same test as spec/report.py, on the recorded environment."""
-    when = entry.get("when", {})
-
-    def ok(version, spec):
-        for clause in filter(None, (c.strip() for c in spec.split(","))):
-            m = re.match(r"(>=|<=|==|<|>)\s*([\d.]+)", clause)
-            if not m:
-                continue
-            bound = _vtuple(m.group(2))
-            v = _vtuple(version)[:len(bound)]
-            if not {">=": v >= bound, "<=": v <= bound, "==": v == bound,
-                    "<": v < bound, ">": v > bound}[m.group(1)]:
-                return False
-        return True
-
-    def as_list(v):
-        return v if isinstance(v, list) else [v]
-
-    if "keras" in when and not ok(env.get("keras"), when["keras"]):
-        return False
-    if "tensorflow" in when and not (env.get("tensorflow") and ok(env["tensorflow"], when["tensorflow"])):
-        return False
-    if "backend" in when and env.get("backend") not in as_list(when["backend"]):
-        return False
-    if "keras_package" in when and env.get("keras_package") not in as_list(when["keras_package"]):
-        return False
-    return True
-
-
-_WHOLE_CLAIM = re.compile(r"known divergence ([\w.:-]+):")
+    return _applies_to(entry.get("when"), env)
 
 
 # --------------------------------------------------------------------------- merge
@@ -274,27 +252,34 @@ def merge(reports, divergences=None, claim_prefixes=()):
     out.append(f"Generated by `python -m tools.report merge` from {len(reports)} report(s); "
                "do not edit by hand, rerun the matrix (`tox -p auto`) and `tox -e report`.")
     out.append("")
-    out.append("Cells: `pass (N)` N examples asserted (plain `pass`: a test that does not "
-               "count examples), `, K known` K of them hit a listed known divergence and were "
-               "counted instead of asserted; `diverged` the whole claim is a listed known "
-               "divergence (strict xfail); **FAIL** (`k/n`: failing parametrizations); "
-               "`skip: reason`; `—` not run in that environment.")
+    out.append("Every drawn example ends in one outcome (`spec/outcomes.py`). Cells: the claim's outcome "
+               "(the worst of its examples), then its examples: `f` asserted against the documented "
+               "formulas, `m` asserted against the model of a listed known divergence (where the model "
+               "differs from the formulas; everything else in those examples is held to the formulas), "
+               "`r` refused as documented; `pool k/n` graph-shape pool entries run; "
+               "**FAILED** / **CRASHED** / **FIXED** / **HARNESS ERROR** fail the gate; "
+               "`skip: reason` a claim that cannot fail there; `unsupported: reason` a feature the "
+               "version lacks; `—` not run in that environment.")
     out.append("")
 
     # summary
     out += ["## Summary", "",
-            "| Environment | Versions | Backend | Devices | Profile | Claims | pass | FAIL | diverged | skip | Examples | Known-div. examples | Wall time |",
-            "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| Environment | Versions | Backend | Devices | Profile | Claims | pass | diverged | refused | gate-failing | skip/unsupported | Examples drawn | vs formulas | vs models | refused | unasserted | Pool entries run | Wall time |",
+            "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r, env, cs in zip(reports, envs, per_env):
-        st = Counter(s["status"] for s in cs.values())
-        fails = st["failed"] + st["stale-divergence"]
+        st = Counter(s["outcome"] for s in cs.values())
+        fails = sum(st[o] for o in GATE_FAILING)
+        ex = _sum_examples(cs.values())
         wall = r.get("wall_time_s")
+        run, total = _pool_totals(cs.values())
         out.append(
             f"| {_md(env['env_name'])} | {_md(versions(env))} | {_md(env.get('backend', '?'))} "
             f"| {_md(devices(env))} | {_md(r.get('profile', '?'))} | {len(cs)} | {st['passed']} "
-            f"| {'**' + str(fails) + '**' if fails else 0} | {st['diverged']} | {st['skipped']} "
-            f"| {sum(s['examples'] for s in cs.values())} "
-            f"| {sum(sum(s['known'].values()) for s in cs.values())} "
+            f"| {st['diverged']} | {st['refused']} | {'**' + str(fails) + '**' if fails else 0} "
+            f"| {st['skipped'] + st['unsupported']} | {ex['drawn']} | {ex['formulas']} "
+            f"| {sum(ex['models'].values())} | {ex['refused']} "
+            f"| {'**' + str(ex['unasserted']) + '**' if ex['unasserted'] else 0} "
+            f"| {f'{run}/{total}' if total else '—'} "
             f"| {'—' if wall is None else f'{wall:.0f} s'} |")
     out.append("")
 
@@ -312,32 +297,34 @@ def merge(reports, divergences=None, claim_prefixes=()):
                    + " | ".join(cell(cs.get(c)) for cs in per_env) + " |")
     out.append("")
 
+    out += _pool_section(reports, envs)
+
     # failures, verbatim first lines
     failing = [(env, c, cs[c]) for env, cs in zip(envs, per_env) for c in claims
-               if c in cs and cs[c]["status"] in ("failed", "stale-divergence")]
-    out += ["## Failures", ""]
+               if c in cs and cs[c]["outcome"] in GATE_FAILING]
+    out += ["## Gate failures", ""]
     if not failing:
         out += ["None.", ""]
     for env, c, s in failing:
         reason = s["reasons"][0] if s["reasons"] else "(no message recorded)"
-        out.append(f"- **{_md(env['env_name'])}** `{c}`: `{_md(reason)}`")
+        out.append(f"- **{_md(env['env_name'])}** `{c}` ({s['outcome']}): `{_md(reason)}`")
     if failing:
         out.append("")
 
-    # skipped parametrizations and claims, with their reasons (e.g. the GPU cases on a CPU machine)
+    # skipped and unsupported claims, with their reasons (e.g. the GPU cases on a CPU machine)
     skipped = {}
-    for r, env in zip(reports, envs):
-        for nodeid, res in r["results"].items():
-            if res["status"] == "skipped":
-                reason = (res.get("reason") or "").removeprefix("Skipped: ")
-                skipped.setdefault(reason, []).append((env["env_name"], nodeid))
-    out += ["## Skipped", ""]
+    for env, cs in zip(envs, per_env):
+        for c, s in cs.items():
+            if s["outcome"] in ("skipped", "unsupported"):
+                for reason in s["reasons"] or [""]:
+                    skipped.setdefault(reason, []).append((env["env_name"], c))
+    out += ["## Skipped and unsupported", ""]
     if not skipped:
         out += ["None.", ""]
     for reason, where in sorted(skipped.items()):
         envs_here = sorted({e for e, _ in where})
         ids = sorted({n.split("::", 1)[-1] for _, n in where})
-        out.append(f"- {_md(reason)} — {len(where)} case(s) in {', '.join(map(_md, envs_here))}: "
+        out.append(f"- {_md(reason)} — {len(where)} claim(s) in {', '.join(map(_md, envs_here))}: "
                    + ", ".join(f"`{_md(i)}`" for i in ids))
     if skipped:
         out.append("")
@@ -368,27 +355,60 @@ def merge(reports, divergences=None, claim_prefixes=()):
     return "\n".join(out).rstrip() + "\n"
 
 
+def _sum_examples(summaries):
+    total = {k: 0 for k in _EXAMPLE_KEYS}
+    total["models"] = Counter()
+    for s in summaries:
+        for k in _EXAMPLE_KEYS:
+            total[k] += s["examples"][k]
+        total["models"].update(s["examples"]["models"])
+    return total
+
+
+def _pool_totals(summaries):
+    run = total = 0
+    for s in summaries:
+        pool = s.get("pool")
+        if pool and pool.get("entries") and s["outcome"] not in ("skipped", "unsupported"):
+            run += len(pool["run"])
+            total += pool["entries"]
+    return run, total
+
+
+def _pool_section(reports, envs):
+    rows = []
+    for r, env in zip(reports, envs):
+        for key, p in sorted((r.get("pools") or {}).items()):
+            pairs, triples = p["pairs"], p["triples"]
+            rows.append(f"| {_md(env['env_name'])} | `{_md(key.split('::')[-1])}` | {_md(p['pool'])} "
+                        f"| {p['run']}/{p['entries']} | {pairs[0]}/{pairs[1]} | {triples[0]}/{triples[1]} |")
+    if not rows:
+        return []
+    return ["## Graph-shape pool coverage", "",
+            "Entries of each pool (`spec/pool.py`) that ran at least one asserted example, and the "
+            "pairs of values of any two dimensions / triples of the loop-steering dimensions that "
+            "those entries executed, out of those the whole pool covers.", "",
+            "| Environment | Claim | Pool | Entries run | Pairs | Triples |",
+            "|---|---|---|---:|---:|---:|"] + rows + [""]
+
+
 def _divergence_section(reports, envs, per_env, divergences):
-    # id -> env index -> {"examples": {claim: n}, "claims": [claim]}
+    # id -> env index -> {claim: examples asserted against its model}
     hits = {}
     for i, cs in enumerate(per_env):
         for c, s in cs.items():
-            for div_id, n in s["known"].items():
-                hits.setdefault(div_id, {}).setdefault(i, {"examples": {}, "claims": []})
-                hits[div_id][i]["examples"][c] = hits[div_id][i]["examples"].get(c, 0) + n
-            if s["status"] == "diverged":
-                for reason in s["reasons"]:
-                    m = _WHOLE_CLAIM.search(reason)
-                    div_id = m.group(1) if m else "(unnamed)"
-                    hits.setdefault(div_id, {}).setdefault(i, {"examples": {}, "claims": []})
-                    hits[div_id][i]["claims"].append(c)
+            for key, n in s["examples"]["models"].items():
+                div_id = _divergence_id(key)
+                per = hits.setdefault(div_id, {}).setdefault(i, {})
+                per[c] = per.get(c, 0) + n
     ids = list(divergences) + sorted(set(hits) - set(divergences))
     out = ["## Known divergences", ""]
     if not ids:
         return out + ["None listed in `spec/data/divergences.toml` and none hit.", ""]
-    out.append("Examples that hit each entry of `spec/data/divergences.toml` (counted, "
-               "not asserted), and claims marked `diverged` as a whole; `n/a`: the entry "
-               "does not apply to that environment; `0`: it applies and no example hit it.")
+    out.append("Examples asserted against the model of each entry of `spec/data/divergences.toml` "
+               "(a value model, or for a raising divergence its exception class and message); "
+               "`n/a`: the entry does not apply to that environment; `0`: it applies and no "
+               "drawn example fell inside it where the model differs from the formulas.")
     out.append("")
     out.append("| Divergence | " + " | ".join(_md(e["env_name"]) for e in envs) + " |")
     out.append("|---|" + "---:|" * len(envs))
@@ -398,11 +418,7 @@ def _divergence_section(reports, envs, per_env, divergences):
         for i, env in enumerate(envs):
             h = hits.get(div_id, {}).get(i)
             if h:
-                n = sum(h["examples"].values())
-                text = f"{n} ex" if n else ""
-                if h["claims"]:
-                    text += (", " if text else "") + f"{len(h['claims'])} claim(s) diverged"
-                cells.append(text)
+                cells.append(f"{sum(h.values())} ex")
             elif entry is not None and not divergence_applies(entry, env):
                 cells.append("n/a")
             else:
@@ -422,15 +438,19 @@ def _divergence_section(reports, envs, per_env, divergences):
             out.append(f"- applies to: {', '.join(f'{k} {v}' for k, v in when.items()) or 'all environments'}")
             out.append(f"- claims: {', '.join(f'`{c}`' for c in entry.get('claims', []))}")
             if entry.get("predicate"):
-                out.append(f"- example-level, recognised by `spec/divergences.py::{entry['predicate']}`")
+                out.append(f"- recognised by `spec/divergences.py::{entry['predicate']}`")
+            if entry.get("model"):
+                out.append(f"- model: `spec/divergence_models.py::{entry['model']}`")
+            if entry.get("raises"):
+                out.append(f"- model: raises {', '.join(entry['raises'].get('exception', []))} "
+                           f"matching `{_md(entry['raises'].get('message', ''))}`")
             if entry.get("upstream"):
                 out.append(f"- upstream: {entry['upstream']}")
         for i, env in enumerate(envs):
             h = hits.get(div_id, {}).get(i)
             if not h:
                 continue
-            parts = [f"`{c}` {n}" for c, n in sorted(h["examples"].items())]
-            parts += [f"`{c}` (whole claim)" for c in h["claims"]]
+            parts = [f"`{c}` {n}" for c, n in sorted(h.items())]
             out.append(f"- {_md(env['env_name'])}: " + ", ".join(parts))
         out.append("")
     return out
@@ -479,19 +499,19 @@ def diff(old, new):
 
     regressions, changed = [], []
     for c in sorted(set(a) & set(b)):
-        if a[c]["status"] != b[c]["status"]:
-            bad = a[c]["status"] == "passed" and b[c]["status"] in BROKEN
+        if a[c]["outcome"] != b[c]["outcome"]:
+            bad = a[c]["outcome"] == "passed" and b[c]["outcome"] in BROKEN
             changed.append((c, bad))
             if bad:
                 regressions.append(c)
-    out += ["## Status changes", ""]
+    out += ["## Outcome changes", ""]
     if changed:
         out += ["| Claim | Old | New | |", "|---|---|---|---|"]
         for c, bad in changed:
             out.append(f"| `{c}` | {cell(a[c])} | {cell(b[c])} | {'**regression**' if bad else ''} |")
         out.append("")
         notes = [f"- `{c}` (new): `{_md(b[c]['reasons'][0])}`" for c, _ in changed
-                 if b[c]["status"] != "passed" and b[c]["reasons"]]
+                 if b[c]["outcome"] != "passed" and b[c]["reasons"]]
         out += notes + ([""] if notes else [])
         out.pop()  # the blank line the section ends with follows
     else:
@@ -504,10 +524,10 @@ def diff(old, new):
         out += [f"- `{c}`: {cell(side[c])}" for c in only] or ["None."]
         out.append("")
 
-    known = [(c, dict(a[c]["known"]), dict(b[c]["known"])) for c in sorted(set(a) & set(b))
-             if set(a[c]["known"]) != set(b[c]["known"])]
+    known = [(c, a[c]["examples"]["models"], b[c]["examples"]["models"]) for c in sorted(set(a) & set(b))
+             if set(a[c]["examples"]["models"]) != set(b[c]["examples"]["models"])]
     if known:
-        out += ["## Known-divergence entries hit", ""]
+        out += ["## Known divergences asserted (examples per entry)", ""]
         out += [f"- `{c}`: {ka or '{}'} → {kb or '{}'}" for c, ka, kb in known]
         out.append("")
 
