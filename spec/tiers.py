@@ -5,8 +5,9 @@ tiny
     weights: cheap examples, every pair (and loop-steering triple) of flag
     values covered (``spec/pool.py``, pools ``single`` and ``bidirectional``).
 wide
-    Units 8 to 256 (256 in a few entries), features up to 32, timesteps 8 to
-    64 (16 when unrolled), batch up to 8; the same fan-in-scaled weights.
+    Units 8 to 256 (8, 20, 48, 64, 256: 256 in a few entries), features up to
+    32, timesteps 8 to 64 (8 when unrolled), batch up to 8; the same
+    fan-in-scaled weights.
     Catches what only shows at width or length: a kernel tile or split that
     is wrong past some width, a loop that loses the state after some steps.
 saturating

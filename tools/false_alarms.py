@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from spec.outcomes import GATE_FAILING
+
 DEFAULT_SPEC = "spec/test_equivalence.py spec/test_stateful.py spec/test_dropout.py spec/test_composition.py"
 
 
@@ -40,10 +42,10 @@ def main(argv=None):
                                    "--report-json", report], env=env, capture_output=True, text=True)
             failed = []
             if os.path.exists(report):
-                results = json.load(open(report))["results"]
-                failed = [{"nodeid": k, "reason": v["reason"]} for k, v in results.items()
-                          if v["status"] in ("failed", "stale-divergence")]
-                examples = sum(v["examples"] for v in results.values())
+                claims = json.load(open(report))["claims"]
+                failed = [{"nodeid": k, "outcome": v["outcome"], "reason": (v["reasons"] or [""])[0]}
+                          for k, v in claims.items() if v["outcome"] in GATE_FAILING]
+                examples = sum((v.get("examples") or {}).get("drawn", 0) for v in claims.values())
             else:
                 examples = 0
             runs.append({"seed": seed, "exit_code": proc.returncode, "failed": failed,
