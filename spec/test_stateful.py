@@ -73,8 +73,9 @@ def test_state_carries_across_calls(chunked):
     layer = _stateful_layer(config, features, chunks[0].shape[0], weights)
     for i, case in enumerate(_chain(config, features, weights, chunks, chunk_masks)):
         # the layer is called without initial_state: it must start from its stored states
-        assert_conforms(case, lambda: adapter.call(layer, case.x, mask=case.mask),
-                        path=f"stateful call {i + 1} of {len(chunks)}")
+        if assert_conforms(case, lambda: adapter.call(layer, case.x, mask=case.mask),
+                           path=f"stateful call {i + 1} of {len(chunks)}") is None:
+            break   # a listed crash, asserted as such: the states it leaves behind are undefined
 
 
 @given(stateful_chunks())
