@@ -44,6 +44,24 @@ def raises_as_listed(entry, exc):
     return bool(names & set(rule.get("exception", []))) and re.search(rule.get("message", ""), str(exc)) is not None
 
 
+def call_unless_listed_crash(entry, fn, *, what):
+    """``fn()``'s result, or None when ``entry`` is a raising divergence and ``fn`` raised as it lists
+    (the example is then recorded as that divergence). Inside a raising divergence a call that
+    returns is "fixed in this environment"; any other exception propagates."""
+    raising = entry is not None and "raises" in entry
+    try:
+        result = fn()
+    except Exception as exc:
+        if raising and raises_as_listed(entry, exc):
+            outcomes.raised_as_modelled(entry["id"])
+            return None
+        raise
+    if raising:
+        raise outcomes.DivergenceFixed(f"fixed in this environment: {entry['id']!r} says {what} raises "
+                                       f"{entry['raises']['exception']}, but the call returned")
+    return result
+
+
 def modelled_outputs(case, hard_sigmoid, entry):
     """What ``entry``'s model says Keras returns for ``case``."""
     return _model(entry)(case, hard_sigmoid)

@@ -17,7 +17,7 @@ from hypothesis import given, strategies as st
 
 from spec import adapter, outcomes
 from spec.cases import keras_layer, reference_outputs
-from spec.conformance import assert_conforms, raises_as_listed
+from spec.conformance import assert_conforms, call_unless_listed_crash
 from spec.divergences import divergence_for
 from spec.strategies import cases, layer_configs
 
@@ -48,16 +48,11 @@ def test_training_applies_dropout(case, dropout, recurrent_dropout):
     layer = keras_layer(config, case.features, dropout=dropout, recurrent_dropout=recurrent_dropout)
     adapter.set_weights(layer, case.weights)
     expected = reference_outputs(case, adapter.conventions()["hard_sigmoid"])[0]
-    try:
-        actual = adapter.call(layer, case.x, training=True)[0]
-    except Exception as exc:
-        if entry is not None and "raises" in entry and raises_as_listed(entry, exc):
-            outcomes.raised_as_modelled(entry["id"])
-            return
-        raise
-    if entry is not None and "raises" in entry:
-        raise outcomes.DivergenceFixed(f"fixed in this environment: {entry['id']!r} says training=True raises "
-                                       f"{entry['raises']['exception']}, but the call returned")
+    outputs = call_unless_listed_crash(entry, lambda: adapter.call(layer, case.x, training=True),
+                                       what="training=True")
+    if outputs is None:
+        return
+    actual = outputs[0]
     diff = np.max(np.abs(actual - expected))
     assert diff > 1e-4, (f"training=True output equals the no-dropout formulas (max |diff|={diff:.2e}); "
                          f"dropout={dropout} recurrent_dropout={recurrent_dropout} seems inactive in training")
