@@ -81,8 +81,11 @@ class Fault:
     expected: str                          # the spec module that should catch it
     install: Callable[[Patcher], None]
     region: str = "global"                 # where it changes Keras's results (faults/regional.py)
+    backends: tuple = ()                   # Keras 3 backends where it applies (faults/gpu.py); () = any
 
     def supported(self, major=None):
+        if self.backends and major is None and _adapter().BACKEND not in self.backends:
+            return False
         return (major if major is not None else _adapter().KERAS_MAJOR) in self.majors
 
     def apply(self):
@@ -128,7 +131,8 @@ def fault(name, imitates, majors=(3,), expected="spec/test_equivalence.py", regi
 
 
 def get(name):
-    for f in CATALOGUE:
+    from faults.gpu import GPU_FAULTS
+    for f in CATALOGUE + GPU_FAULTS:
         if f.name == name:
             return f
     raise KeyError(f"unknown fault {name!r}; known: {', '.join(names())}")

@@ -30,8 +30,9 @@ def pytest_configure(config):
         raise pytest.UsageError(f"{ENV}: {exc.args[0]}") from None
     if not fault.supported():
         from spec import adapter
-        raise pytest.UsageError(f"{ENV}={name}: implemented for Keras majors {fault.majors}, "
-                                f"not for the installed Keras {adapter.KERAS_VERSION}")
+        where = f" with the {'/'.join(fault.backends)} backend" if fault.backends else ""
+        raise pytest.UsageError(f"{ENV}={name}: implemented for Keras majors {fault.majors}{where}, "
+                                f"not for the installed Keras {adapter.KERAS_VERSION} ({adapter.BACKEND})")
     config._rnnspec_fault = fault
     config._rnnspec_fault_undo = fault.apply()
 

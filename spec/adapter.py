@@ -45,6 +45,12 @@ KERAS_VERSION = keras.__version__
 KERAS_MAJOR = int(KERAS_VERSION.split(".")[0])
 BACKEND = keras.backend.backend() if KERAS_MAJOR >= 3 else "tensorflow"
 IS_KERAS3 = KERAS_MAJOR >= 3
+if BACKEND == "jax":
+    # JAX cuts its own frames from tracebacks, so an error raised inside JAX or
+    # Keras under jit would end in our adapter and read as a harness error
+    # (spec/outcomes.py tells the two apart by the innermost frame).
+    import jax
+    jax.config.update("jax_traceback_filtering", "off")
 
 LAYER_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
@@ -110,6 +116,24 @@ def devices():
     return found
 
 
+def device_description(device):
+    """A human name for ``device`` ("cpu", or the GPU's product name), for reports."""
+    if device != "gpu":
+        return "cpu"
+    try:
+        if BACKEND == "torch":
+            import torch
+            return torch.cuda.get_device_name(0)
+        if BACKEND == "jax":
+            import jax
+            return next(d.device_kind for d in jax.devices() if d.platform == "gpu")
+        import tensorflow as tf
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        return tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+    except Exception as exc:  # naming the device must never break a run
+        return f"gpu (name unavailable: {type(exc).__name__})"
+
+
 def device_scope(device):
     """A context manager that places Keras computation on ``device``."""
     if IS_KERAS3:
@@ -161,7 +185,18 @@ def _spied_modules():
     import importlib
     backend_pkg = importlib.import_module("keras.src.backend")
     rnn_mod = importlib.import_module(f"keras.src.backend.{BACKEND}.rnn")
-    return backend_pkg, rnn_mod, tuple(n for n in dir(rnn_mod) if n.startswith("_cudnn_"))
+    entry_points = [(rnn_mod, n) for n in dir(rnn_mod) if n.startswith("_cudnn_")]
+    if BACKEND == "jax":
+        # Keras's JAX backend reaches cuDNN through jax.experimental.rnn.lstm,
+        # imported inside its lstm()/bidirectional_lstm() at call time.
+        try:
+            jax_rnn = importlib.import_module("jax.experimental.rnn")
+            entry_points.append((jax_rnn, "lstm"))
+        except ImportError:
+            pass
+    fused = tuple(n for n in ("lstm", "gru", "bidirectional_lstm", "bidirectional_gru")
+                  if hasattr(backend_pkg, n))
+    return backend_pkg, tuple(entry_points), fused
 
 
 class KernelSpy:
@@ -181,17 +216,18 @@ class KernelSpy:
     def __enter__(self):
         if not self.supported:
             return self
-        backend_pkg, rnn_mod, cudnn_names = _spied_modules()
+        backend_pkg, cudnn_entry_points, fused = _spied_modules()
         cudnn_hits = []
-        for name in cudnn_names:
-            original = getattr(rnn_mod, name)
+        for module, name in cudnn_entry_points:
+            original = getattr(module, name)
 
             def cudnn(*a, _original=original, **k):
-                cudnn_hits.append(True)
-                return _original(*a, **k)
-            setattr(rnn_mod, name, cudnn)
-            self._undo.append((rnn_mod, name, original))
-        for name in ("lstm", "gru"):
+                out = _original(*a, **k)
+                cudnn_hits.append(True)   # counted only once it returned: torch falls back silently
+                return out
+            setattr(module, name, cudnn)
+            self._undo.append((module, name, original))
+        for name in fused:
             original = getattr(backend_pkg, name)
 
             def spy(*a, _original=original, _name=name, **k):

@@ -176,6 +176,10 @@ def simpler_configs(config):
 
 #: The pools the properties use, by name: a report can rebuild a pool from its
 #: name (the same seed gives the same pool) to say which pairs and triples ran.
+_FUSED = {"activation": ("tanh",), "recurrent_activation": ("sigmoid",), "use_bias": (True,),
+          "reset_after": (True,), "unroll": (False,), "mask": ("none", "right_padded"),
+          "units": (1, 4, 20, 64), "features": (1, 3, 32), "batch": (1, 3, 8), "timesteps": (1, 4, 16)}
+
 POOLS = {
     # the tiny tier: every pair of values, every triple of the loop-steering ones
     "single": dict(bidirectional=False),
@@ -191,6 +195,13 @@ POOLS = {
                  values={"units": (8, 20, 48, 64, 256), "features": (1, 8, 32), "batch": (1, 4, 8),
                          "timesteps": (8, 16, 32, 64), "activation": ("tanh", "relu", "sigmoid"),
                          "recurrent_activation": ("sigmoid", "hard_sigmoid")}),
+    # where the backend's fused kernel may run: cuDNN on a GPU (spec/data/cudnn.toml),
+    # torch's fused CPU path, JAX's scan GRU. The covering pools above reach these
+    # settings (tanh, sigmoid, a bias, no unroll, reset_after, no mask) in one entry of
+    # 59, so a fault in a fused kernel's weight conversion would walk through them.
+    # Masks: none (every backend's kernel) or right-padded (TF's cuDNN takes those).
+    "fused-kernel": dict(bidirectional=False, kinds=("lstm", "gru"), values=_FUSED),
+    "fused-kernel-bidirectional": dict(bidirectional=True, kinds=("lstm", "gru"), values=_FUSED),
 }
 
 

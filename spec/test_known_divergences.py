@@ -17,7 +17,9 @@ from spec import adapter, outcomes, refusals
 from spec.assertions import tolerance
 from spec.cases import Case, LayerConfig, keras_layer, reference_outputs
 from spec.conformance import assert_conforms, assert_values, modelled_outputs
+from spec.divergences import placed_on
 from spec.report import divergence_applies, environment, load_divergences
+from spec.runners import run_case
 
 ENTRIES = [d for d in load_divergences() if "case" in d]
 
@@ -58,6 +60,12 @@ def test_listed_divergence_still_reproduces(entry):
         atol, rtol = tolerance()
         assert_values(case, actual, [np.full(np.shape(m), np.nan) for m in modelled], modelled, entry["id"],
                       atol=atol, rtol=rtol, path="the entry's reproducer")
+        return
+    if "placed_on" in entry["case"]:   # a divergence of one placement: run it there, compiled
+        device = entry["case"]["placed_on"]
+        with placed_on(device, True):
+            assert_conforms(case, lambda: run_case(case, compiled=True, device=device),
+                            path=f"the entry's reproducer, compiled, on {device}", hard_sigmoid=hs, entry=entry)
         return
     layer = keras_layer(case.config, case.features, dropout=case.dropout,
                         recurrent_dropout=case.recurrent_dropout)

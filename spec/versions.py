@@ -52,4 +52,6 @@ def applies(when, env):
         return False
     if "keras_package" in when and env.get("keras_package") not in _as_list(when["keras_package"]):
         return False
+    if "device" in when and not set(_as_list(when["device"])) <= set(env.get("devices") or ["cpu"]):
+        return False
     return True

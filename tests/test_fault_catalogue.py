@@ -118,3 +118,24 @@ def test_whole_catalogue_is_caught(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tools.mutation", "--all", "--jobs", "2",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, f"mutation run failed (escapes, errors or a red clean run):\n{proc.stdout[-6000:]}"
+
+
+# --------------------------------------------------------------------------- GPU faults
+
+def test_gpu_faults_are_reachable_but_kept_out_of_the_cpu_catalogue():
+    """faults/gpu.py: found by name (RNNSPEC_FAULT), each for one backend, none in the CPU catalogue."""
+    from faults.gpu import GPU_FAULTS
+    assert len(GPU_FAULTS) >= 4
+    cpu_names = set(names())
+    for f in GPU_FAULTS:
+        assert f.name not in cpu_names, f"{f.name} would count as escaped in every CPU mutation run"
+        assert get(f.name) is f
+        assert len(f.backends) == 1 and f.backends[0] in ("torch", "jax", "tensorflow")
+        assert f.imitates and f.region != "global"
+
+
+def test_a_backend_fault_is_unsupported_on_another_backend():
+    adapter = _keras_or_skip()
+    from faults.gpu import GPU_FAULTS
+    for f in GPU_FAULTS:
+        assert f.supported() == (adapter.IS_KERAS3 and adapter.BACKEND in f.backends)

@@ -259,3 +259,13 @@ def test_reads_a_partial_report(tmp_path):
     assert rep["environment"]["env_name"] == "partial"
     assert rt.cell(rt.claims_of(rep)["spec/t.py::test_a"]) == "pass"
     assert "partial" in rt.merge([rep], {})
+
+
+def test_a_when_table_can_require_a_device():
+    """``when = { device = "gpu" }``: the entry applies only where the environment sees a GPU."""
+    from spec.versions import applies
+    when = {"backend": "jax", "device": "gpu"}
+    assert applies(when, {"backend": "jax", "devices": ["cpu", "gpu"]})
+    assert not applies(when, {"backend": "jax", "devices": ["cpu"]})
+    assert not applies(when, {"backend": "torch", "devices": ["cpu", "gpu"]})
+    assert applies({"backend": "jax"}, {"backend": "jax"})

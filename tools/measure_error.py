@@ -1,6 +1,7 @@
 """Measure how far float32 Keras is from the float64 reference, to derive tolerances.
 
     python -m tools.measure_error [--cases 3000] [--seed 0] [--tier tiny|wide|saturating] [--path xla]
+                                  [--pool NAME] [--device cpu|gpu] [--tf32 off|default]
 
 Draws cases the way the equivalence properties do (graph shapes from a
 random-filled covering pool, or the wide tier's pool; the tier's weights,
@@ -45,6 +46,13 @@ def main(argv=None):
                         help="the size/value tier (spec/tiers.py) to draw from")
     parser.add_argument("--path", default=None,
                         help="compiled path (spec/runners.py COMPILED_PATHS), default the backend's first")
+    parser.add_argument("--pool", default=None,
+                        help="draw graph shapes from this named pool (spec/pool.py POOLS, e.g. fused-kernel,fused-kernel-bidirectional) "
+                             "instead of the tier's")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
+                        help="where Keras runs (spec/devices.py); gpu needs a visible GPU")
+    parser.add_argument("--tf32", default="off", choices=("off", "default"),
+                        help="on a GPU: TF32 forced off, or the framework's default (spec/adapter.py tf32_policy)")
     args = parser.parse_args(argv)
 
     from reference import activations
@@ -53,22 +61,29 @@ def main(argv=None):
     from spec.cases import Case, random_weights, reference_outputs
     from spec.divergences import divergence_for
     from spec.pool import covering_pool, named_pool
-    from spec.runners import run_case
+    from spec.runners import kernel_of, run_case
     from spec.tiers import TIERS, gate_preactivations
 
     tier = TIERS[args.tier]
     rng = np.random.default_rng(args.seed)
-    if tier.pool == "single":
+    if args.pool:
+        pools = [named_pool(name) for name in args.pool.split(",")]
+    elif tier.pool == "single":
         pools = [covering_pool(False, size=args.pool_size, seed=args.seed),
                  covering_pool(True, size=args.pool_size, seed=args.seed)]
     else:
         pools = [named_pool(tier.pool)] * 2
     hs = adapter.conventions()["hard_sigmoid"]
     errors, per_kind, fault_effect, skipped, ratios, worst, crashes = [], {}, [], 0, [], [], []
-    atol, rtol = tolerance(tier=args.tier)
+    from spec.devices import TF32_TABLE_KEY
+    if args.device not in adapter.devices():
+        parser.error(f"--device {args.device}: not visible to the {adapter.BACKEND} backend "
+                     f"(devices: {adapter.devices()})")
+    atol, rtol = tolerance(tier=args.tier, device=args.device, tf32=TF32_TABLE_KEY[args.tf32])
+    kernels = {}
     saturated = []
     for i in range(args.cases):
-        shape = pools[i % 2][rng.integers(len(pools[i % 2]))]
+        shape = pools[i % len(pools)][rng.integers(len(pools[i % len(pools)]))]
         c = shape.config
         b, t, f = shape.batch, shape.timesteps, shape.features
         weights = random_weights(c, f, rng, **tier.weight_scales())
@@ -84,7 +99,9 @@ def main(argv=None):
             gates, _ = gate_preactivations(case, hs)
             saturated.append(float(np.mean(np.abs(gates) >= 3)) if gates.size else 0.0)
         try:
-            actual = run_case(case, compiled=args.path or True)
+            with adapter.tf32_policy(args.tf32):
+                actual = run_case(case, compiled=args.path or True, device=args.device)
+            kernel = kernel_of(case, compiled=args.path or True, device=args.device)
         except Exception as exc:  # a crash is a finding: list it, do not stop measuring
             crashes.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]} [{describe(case)}]")
             continue
@@ -97,6 +114,7 @@ def main(argv=None):
                           describe(case)))
         errors.append(err)
         per_kind.setdefault(c.kind, []).append(err)
+        kernels.setdefault(f"{c.kind}/{kernel}", []).append(err)
         # a 1e-3 error in the recurrent activation: how far does it move the formulas?
         original = activations._PLAIN["sigmoid"]
         activations._PLAIN["sigmoid"] = lambda v: original(v) + 1e-3
@@ -116,7 +134,8 @@ def main(argv=None):
                 "max": float(v.max())}
 
     out = {"backend": adapter.BACKEND, "keras": adapter.KERAS_VERSION, "tensorflow": adapter.tf_version(),
-           "tier": args.tier, "path": args.path or "default",
+           "tier": args.tier, "pool": args.pool or tier.pool, "path": args.path or "default",
+           "device": args.device, "tf32": args.tf32, "device_name": adapter.device_description(args.device),
            "cases": args.cases, "seed": args.seed, "skipped_known_divergence": skipped,
            "gate_preactivations_at_least_3": summary(saturated) if saturated else None,
            "crashes": crashes[:20], "n_crashes": len(crashes),
@@ -125,6 +144,7 @@ def main(argv=None):
            "error_over_tolerance": summary(ratios),
            "cases_over_quarter_tolerance": [
                {"ratio": r, "abs_error": e, "max_abs_output": m, "case": d} for r, e, m, d in sorted(worst)[::-1][:10]], "per_kind": {k: summary(v) for k, v in sorted(per_kind.items())},
+           "per_kind_and_kernel": {k: summary(v) for k, v in sorted(kernels.items())},
            "fault_1e-3_sigmoid_effect": summary(fault_effect) if fault_effect else None,
            "fault_cases_above_2e-5": (int(np.sum(np.array(fault_effect) > 2e-5)) if fault_effect else None)}
     print(json.dumps(out, indent=1))
