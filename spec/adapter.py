@@ -65,7 +65,8 @@ def conventions():
     raw = tomllib.loads((DATA / "conventions.toml").read_text())
     out = dict(raw["default"])
     for rule in raw.get("rule", []):
-        if versions.in_bounds(KERAS_VERSION, rule.get("keras", "")) and rule.get("backend", BACKEND) == BACKEND:
+        when = {k: rule[k] for k in ("keras", "backend") if k in rule}
+        if versions.applies(when, {"keras": KERAS_VERSION, "backend": BACKEND}):
             out.update(rule["set"])
     return out
 
@@ -452,3 +453,58 @@ def _state_units(layer, n):
     if inner is not None:
         sizes = sizes * 2
     return sizes[:n]
+
+
+# --------------------------------------------------------------------------- saving (spec/test_serialization.py)
+#
+# Which weight and model formats a version writes is data (conventions.toml:
+# weights_formats, model_formats); each format below is one way to save and
+# load, as the Keras documentation of that version spells it.
+
+WEIGHTS_SUFFIX = {"weights.h5": ".weights.h5", "h5": ".h5", "tf": ""}
+MODEL_SUFFIX = {"keras": ".keras", "h5": ".h5", "savedmodel": "", "export": ""}
+
+
+def model_of(layer, timesteps, features):
+    """A functional model around an already built ``layer``: inputs (batch, timesteps, features)."""
+    inputs = keras.Input(shape=(timesteps, features))
+    return keras.Model(inputs, layer(inputs))
+
+
+@subject
+def layer_from_config(layer):
+    """``layer.__class__.from_config(layer.get_config())``."""
+    return layer.__class__.from_config(layer.get_config())
+
+
+@subject
+def model_from_json(model):
+    return keras.models.model_from_json(model.to_json())
+
+
+@subject
+def save_weights_then_load(model, into, directory, fmt):
+    """``model.save_weights`` in format ``fmt``, then ``into.load_weights`` from that file."""
+    import os
+    path = os.path.join(directory, "weights" + WEIGHTS_SUFFIX[fmt])
+    kwargs = {"save_format": "tf"} if fmt == "tf" else {}
+    model.save_weights(path, **kwargs)
+    into.load_weights(path)
+    return into
+
+
+@subject
+def save_model_then_load(model, directory, fmt):
+    """Save ``model`` in format ``fmt`` and load it back; returns a callable ``x -> outputs``."""
+    import os
+    path = os.path.join(directory, "model" + MODEL_SUFFIX[fmt])
+    if fmt == "export":   # Keras 3 (and tf.keras >= 2.13): an inference-only SavedModel
+        import tensorflow as tf
+        model.export(path)
+        restored = tf.saved_model.load(path)
+        return lambda x, _restored=restored: _restored.serve(x)   # the function needs its object alive
+    if fmt == "savedmodel":
+        model.save(path, save_format="tf")
+    else:
+        model.save(path)
+    return keras.models.load_model(path)
