@@ -271,10 +271,8 @@ def get_weights(layer):
 
 @subject
 def reset_states(layer):
-    if hasattr(layer, "reset_state"):
-        layer.reset_state()
-    else:
-        layer.reset_states()
+    """Reset a stateful layer with the method the version documents (conventions.toml: reset_method)."""
+    getattr(layer, conventions()["reset_method"])()
 
 
 def to_numpy(value):
