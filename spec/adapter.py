@@ -157,9 +157,13 @@ def tf32_policy(mode):
 
 @functools.cache
 def _spied_modules():
-    """Keras 3's backend package, its RNN module and that module's cuDNN entry points (looked up once)."""
+    """The module whose ``lstm``/``gru`` the layers call, the backend's RNN module and its cuDNN entry points.
+
+    Where the layers look up the fused entry points is a version convention
+    (conventions.toml: ``fused_kernel_module``). Looked up once.
+    """
     import importlib
-    backend_pkg = importlib.import_module("keras.src.backend")
+    backend_pkg = importlib.import_module(conventions()["fused_kernel_module"].format(backend=BACKEND))
     rnn_mod = importlib.import_module(f"keras.src.backend.{BACKEND}.rnn")
     return backend_pkg, rnn_mod, tuple(n for n in dir(rnn_mod) if n.startswith("_cudnn_"))
 
