@@ -142,7 +142,10 @@ def tf32_policy(mode):
                 torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
         elif BACKEND == "jax":
             import jax
-            with jax.default_matmul_precision("highest"):
+            # "float32" (= lax.Precision.HIGHEST) is the spelling every jax accepts:
+            # jax 0.4.25 rejects "highest" ("new enum value must be None or in
+            # ['bfloat16', 'tensorfloat32', 'float32']"); 0.5.3-0.10.2 take both (measured)
+            with jax.default_matmul_precision("float32"):
                 yield
         else:
             import tensorflow as tf
