@@ -167,7 +167,10 @@ def tf32_policy(mode):
                 torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
         elif BACKEND == "jax":
             import jax
-            with jax.default_matmul_precision("highest"):
+            # "float32" (= lax.Precision.HIGHEST) is the spelling every jax accepts:
+            # jax 0.4.25 rejects "highest" ("new enum value must be None or in
+            # ['bfloat16', 'tensorfloat32', 'float32']"); 0.5.3-0.10.2 take both (measured)
+            with jax.default_matmul_precision("float32"):
                 yield
         else:
             import tensorflow as tf
@@ -182,9 +185,13 @@ def tf32_policy(mode):
 
 @functools.cache
 def _spied_modules():
-    """Keras 3's backend package, its RNN module and that module's cuDNN entry points (looked up once)."""
+    """The module whose ``lstm``/``gru`` the layers call, the backend's RNN module and its cuDNN entry points.
+
+    Where the layers look up the fused entry points is a version convention
+    (conventions.toml: ``fused_kernel_module``). Looked up once.
+    """
     import importlib
-    backend_pkg = importlib.import_module("keras.src.backend")
+    backend_pkg = importlib.import_module(conventions()["fused_kernel_module"].format(backend=BACKEND))
     rnn_mod = importlib.import_module(f"keras.src.backend.{BACKEND}.rnn")
     entry_points = [(rnn_mod, n) for n in dir(rnn_mod) if n.startswith("_cudnn_")]
     if BACKEND == "jax":
@@ -308,10 +315,8 @@ def get_weights(layer):
 
 @subject
 def reset_states(layer):
-    if hasattr(layer, "reset_state"):
-        layer.reset_state()
-    else:
-        layer.reset_states()
+    """Reset a stateful layer with the method the version documents (conventions.toml: reset_method)."""
+    getattr(layer, conventions()["reset_method"])()
 
 
 def to_numpy(value):

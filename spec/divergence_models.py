@@ -184,10 +184,23 @@ def stateful_batch_one_broadcasts(case, hard_sigmoid):
     return reference_outputs(widened, hard_sigmoid)
 
 
+def stateful_batch_one_broadcasts_except_lstm(case, hard_sigmoid):
+    """stateful-batch-one-broadcast-torch (Keras 3.0 to 3.11 on torch).
+
+    SimpleRNN and GRU broadcast as in :func:`stateful_batch_one_broadcasts`;
+    the LSTM cell crashes instead (a listed crash, refusals.toml), so for it
+    the model is the formulas.
+    """
+    if case.config.kind == "lstm":
+        return reference_outputs(case, hard_sigmoid)
+    return stateful_batch_one_broadcasts(case, hard_sigmoid)
+
+
 MODELS = {f.__name__: f for f in [tf_unroll_zeroes_by_input_order,
                                   jax_unroll_ignores_zero_output_for_mask,
                                   jax_scan_holds_first_state,
-                                  stateful_batch_one_broadcasts]}
+                                  stateful_batch_one_broadcasts,
+                                  stateful_batch_one_broadcasts_except_lstm]}
 
 
 def model_outputs(entry, case, hard_sigmoid):

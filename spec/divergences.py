@@ -118,6 +118,12 @@ def stateful_call_with_batch_one(case):
     return case.stateful_batch is not None and case.stateful_batch > 1 and case.batch == 1
 
 
+def stateful_non_lstm_call_with_batch_one(case):
+    # torch before Keras 3.12: the LSTM cell's in-place `z +=` cannot broadcast, it crashes
+    # (refusals.toml [[crash]] stateful-lstm-batch-one-inplace-torch); SimpleRNN and GRU broadcast
+    return stateful_call_with_batch_one(case) and case.config.kind != "lstm"
+
+
 def implementation_1_input_dropout_in_training(case):
     c = case.config
     # with recurrent_dropout > 0, Keras >= 3.8 draws one mask per gate and the indexing works
@@ -128,12 +134,19 @@ def implementation_1_input_dropout_in_training(case):
             and case.training and 0 < case.dropout < 1 and not case.recurrent_dropout)
 
 
-PREDICATES = {f.__name__: f for f in [unrolled_backwards_zero_output_for_mask,
+def stateful_reset(case):
+    # the reset claim passes the stateful case whose layer it resets
+    return case.stateful_batch is not None
+
+
+PREDICATES = {f.__name__: f for f in [stateful_reset,
+                                      unrolled_backwards_zero_output_for_mask,
                                       unrolled_zero_output_for_mask,
                                       unrolled_backwards_with_mask,
                                       initial_state_emitted_before_first_unmasked_step,
                                       unrolled_last_output_zero_output_for_mask,
                                       stateful_call_with_batch_one,
+                                      stateful_non_lstm_call_with_batch_one,
                                       implementation_1_input_dropout_in_training,
                                       cudnn_eligible_lstm_placed_on_cpu]}
 

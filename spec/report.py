@@ -63,6 +63,10 @@ def environment():
     return {
         "python": platform.python_version(),
         "tensorflow": adapter.tf_version(),
+        # the non-TF backend's library (None when not installed)
+        "numpy": _library_version("numpy"),
+        "jax": _library_version("jax"),
+        "torch": _library_version("torch"),
         "keras": adapter.KERAS_VERSION,
         "keras_package": adapter.KERAS_PACKAGE,
         "backend": adapter.BACKEND,
@@ -72,6 +76,14 @@ def environment():
         "commit": _commit(),
         "env_name": os.environ.get("RNNSPEC_ENV") or os.environ.get("TOX_ENV_NAME") or "local",
     }
+
+
+def _library_version(name):
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def tf32_setting(backend):

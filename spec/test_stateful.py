@@ -24,7 +24,7 @@ from hypothesis import given, strategies as st
 from spec import adapter, outcomes, refusals
 from spec.assertions import assert_matches_reference, tolerance
 from spec.cases import Case, LayerConfig, keras_layer, random_weights, reference_outputs
-from spec.conformance import assert_conforms, assert_refused, assert_values, modelled_outputs
+from spec.conformance import assert_conforms, assert_refused, assert_values, call_unless_listed_crash, modelled_outputs
 from spec.divergences import divergence_for
 from spec.report import current_claim
 from spec.strategies import NUMERIC_BATCH, NUMERIC_FEATURES, NUMERIC_TIMESTEPS, SEEDS, layer_configs, masks
@@ -86,7 +86,10 @@ def test_reset_restores_the_first_result(chunked):
     expected = _expected_chain(config, features, weights, chunks[:1])[0]
     for x in chunks:
         adapter.call(layer, x)
-    adapter.reset_states(layer)
+    # reset_state() itself may be a listed crash (divergences.toml: jax-reset-state-numpy2-crash)
+    entry = divergence_for(Case(config, features, weights, chunks[0], stateful_batch=chunks[0].shape[0]))
+    if call_unless_listed_crash(entry, lambda: adapter.reset_states(layer) or True, what="reset_state()") is None:
+        return
     actual = adapter.call(layer, chunks[0])
     assert_matches_reference(Case(config, features, weights, chunks[0]), actual, expected,
                              path="call after reset")

@@ -1,7 +1,7 @@
 """Version bounds and environment matching: the one implementation.
 
 Data files (``spec/data/*.toml``) say where an entry applies with a ``when``
-table: ``keras = ">=3,<3.12"``, ``tensorflow = ">=2.16"``, ``backend =
+table: ``keras = ">=3,<3.12"``, ``tensorflow = ">=2.16"``, ``numpy = ">=2"``, ``backend =
 "jax"`` (or a list), ``keras_package = "tf_keras"``. This module (standard
 library only, so that ``tools/`` can use it without Keras) decides whether an
 environment -- a dict with those keys, as ``spec.report.environment()``
@@ -47,6 +47,8 @@ def applies(when, env):
     if "keras" in when and not in_bounds(env.get("keras"), when["keras"]):
         return False
     if "tensorflow" in when and not (env.get("tensorflow") and in_bounds(env["tensorflow"], when["tensorflow"])):
+        return False
+    if "numpy" in when and not (env.get("numpy") and in_bounds(env["numpy"], when["numpy"])):
         return False
     if "backend" in when and env.get("backend") not in _as_list(when["backend"]):
         return False

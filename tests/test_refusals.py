@@ -32,6 +32,8 @@ K3_TF = {"keras": "3.15.1", "tensorflow": "2.21.0", "backend": "tensorflow", "ke
 K3_TORCH = {"keras": "3.15.1", "tensorflow": None, "backend": "torch", "keras_package": "keras"}
 K3_JAX = {"keras": "3.15.1", "tensorflow": None, "backend": "jax", "keras_package": "keras"}
 K3_11 = {"keras": "3.11.3", "tensorflow": "2.19.0", "backend": "tensorflow", "keras_package": "keras"}
+K3_9_TORCH = {"keras": "3.9.2", "tensorflow": None, "backend": "torch", "keras_package": "keras"}
+K3_9_JAX = {"keras": "3.9.2", "tensorflow": None, "backend": "jax", "keras_package": "keras"}
 K2 = {"keras": "2.15.0", "tensorflow": "2.15.1", "backend": "tensorflow", "keras_package": "keras"}
 TF_KERAS = {"keras": "2.21.0", "tensorflow": "2.21.0", "backend": "tensorflow", "keras_package": "tf_keras"}
 
@@ -222,7 +224,7 @@ def test_every_rule_is_complete_and_well_formed():
 
 def test_no_rule_accepts_a_listed_crash(monkeypatch):
     """A listed crash (its class, its message, its frame) is never classified as refused where it applies."""
-    candidates = [K3_TF, K3_TORCH, K3_JAX, K3_11, K2, TF_KERAS]
+    candidates = [K3_TF, K3_TORCH, K3_JAX, K3_11, K3_9_TORCH, K3_9_JAX, K2, TF_KERAS]
     for crash in refusals.load()["crash"]:
         envs = [env for env in candidates if divergence_applies(crash, env)]
         assert envs, f"{crash['id']}: no test environment inside its `when`"

@@ -92,6 +92,7 @@ def strategies():
         "initial_state_emitted_before_first_unmasked_step": scanned,
         "implementation_1_input_dropout_in_training": dropout_cases(),
         "stateful_call_with_batch_one": stateful_cases(),
+        "stateful_non_lstm_call_with_batch_one": stateful_cases(),
     }
 
 
@@ -180,7 +181,8 @@ def check_model(entry, predicate, drawn, hs, paths, atol):
                 s["raised"][key] = s["raised"].get(key, 0) + 1
                 continue
             # the formulas refuse a stateful call with another batch size
-            refused = entry["predicate"] == "stateful_call_with_batch_one" and inside
+            refused = entry["predicate"] in ("stateful_call_with_batch_one",
+                                            "stateful_non_lstm_call_with_batch_one") and inside
             formulas = None if refused else reference_outputs(case, hs)
             d, f = max_abs(actual, model(case, hs)), max_abs(actual, formulas)
             if d > s["vs_model"]:

@@ -194,14 +194,17 @@ def env_sort_key(report):
     backend = env.get("backend") or "tensorflow"
     return (_vtuple(env.get("keras"))[:1], env.get("keras_package") == "tf_keras",
             backend != "tensorflow", backend, _vtuple(env.get("tensorflow")),
-            env.get("env_name", ""))
+            _vtuple(env.get("keras")), env.get("env_name", ""))
 
 
 def versions(env):
-    """``TF 2.16.2 · Keras 3.3.3`` (``tf_keras 2.21.0`` for the legacy package)."""
+    """``TF 2.16.2 · Keras 3.3.3`` (``tf_keras 2.21.0`` for the legacy package; ``jax 0.5.3 · Keras 3.9.2``)."""
     parts = []
     if env.get("tensorflow"):
         parts.append(f"TF {env['tensorflow']}")
+    for lib in ("jax", "torch"):   # recorded by spec.report.environment() since issue #15
+        if env.get(lib):
+            parts.append(f"{lib} {env[lib]}")
     pkg = "tf_keras" if env.get("keras_package") == "tf_keras" else "Keras"
     parts.append(f"{pkg} {env.get('keras', '?')}")
     return " · ".join(parts)
