@@ -416,3 +416,133 @@ def _state_units(layer, n):
     if inner is not None:
         sizes = sizes * 2
     return sizes[:n]
+
+
+# --------------------------------------------------------------------------- gradients
+
+def gradient_call(layer, *, has_mask, n_initial_states, n_outputs, compiled, training=False,
+                  timesteps=None, jit_compile=False):
+    """A callable ``(weights, x, mask, initial_state, coefficients) -> [arrays]``: the gradients of
+    ``L = sum_i sum(coefficients[i] * outputs[i])`` (``outputs`` as :func:`call` returns them)
+    with respect to each weight (in ``layer.weights`` order), ``x``, and each initial state.
+
+    ``compiled``: tensorflow -- a ``tf.function`` around ``tf.GradientTape`` (``jit_compile`` for
+    XLA), else the tape eagerly; jax -- ``jax.jit(jax.grad(...))`` over ``stateless_call``, else
+    ``jax.grad`` unjitted; torch -- autograd through ``stateless_call`` (there is no graph mode,
+    so both are the eager call). The weights are arguments, so one traced graph serves every
+    example of a graph shape (``spec.runners.gradient_runner_for`` caches it).
+    """
+    if BACKEND == "tensorflow":
+        return _tf_gradients(layer, has_mask, n_initial_states, n_outputs, compiled, training,
+                             timesteps, jit_compile)
+    if BACKEND == "jax":
+        return _jax_gradients(layer, has_mask, n_initial_states, compiled, training)
+    return _torch_gradients(layer, has_mask, n_initial_states, training)
+
+
+def _weighted_sum(ops_sum, outputs, coefficients):
+    total = 0.0
+    for o, c in zip(outputs, coefficients):
+        total = total + ops_sum(o * c)
+    return total
+
+
+def _tf_gradients(layer, has_mask, n_initial_states, n_outputs, compiled, training, timesteps,
+                  jit_compile):
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    features = int(layer.weights[0].shape[0])
+    units = [int(s) for s in _state_units(layer, n_initial_states)]
+    variables = list(layer.weights)
+    signature = [tf.TensorSpec([None, timesteps, features], tf.float32)]
+    if has_mask:
+        signature.append(tf.TensorSpec([None, timesteps], tf.bool))
+    signature += [tf.TensorSpec([None, u], tf.float32) for u in units]
+    signature += [tf.TensorSpec([int(d) for d in v.shape], tf.float32) for v in variables]
+    signature += [tf.TensorSpec(None, tf.float32) for _ in range(n_outputs)]
+    n_inputs = len(signature) - len(variables) - n_outputs
+
+    def body(*args):
+        inputs = args[:n_inputs]
+        weights = args[n_inputs:n_inputs + len(variables)]
+        coefficients = args[n_inputs + len(variables):]
+        for variable, value in zip(variables, weights):
+            variable.assign(value)
+        x, rest = inputs[0], list(inputs[1:])
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = rest.pop(0)
+        states = rest
+        with tf.GradientTape() as tape:
+            tape.watch([x] + states)
+            if states:
+                kwargs["initial_state"] = list(states)
+            outputs = as_list(layer(x, **kwargs))
+            loss = _weighted_sum(tf.reduce_sum, outputs, coefficients)
+        return tape.gradient(loss, variables + [x] + states,
+                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    fn = tf.function(body, input_signature=signature, jit_compile=jit_compile or None) if compiled else body
+
+    def run(weights, x, mask, initial_state, coefficients):
+        args = [np.asarray(x, np.float32)]
+        if has_mask:
+            args.append(np.asarray(mask, bool))
+        args += [np.asarray(s, np.float32) for s in (initial_state or [])]
+        args += [np.asarray(w, np.float32) for w in weights]
+        args += [np.asarray(c, np.float32) for c in coefficients]
+        if not compiled:
+            args = [tf.convert_to_tensor(a) for a in args]
+        return to_numpy(invoke(fn, *args))
+    return run
+
+
+def _jax_gradients(layer, has_mask, n_initial_states, compiled, training):
+    import jax
+    import jax.numpy as jnp
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+
+    def loss(trainable, x, initial_state, mask, coefficients):
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = mask
+        if initial_state:
+            kwargs["initial_state"] = list(initial_state)
+        out, _ = layer.stateless_call(trainable, non_trainable, x, **kwargs)
+        return _weighted_sum(jnp.sum, as_list(out), coefficients)
+
+    grad = jax.grad(loss, argnums=(0, 1, 2))
+    fn = jax.jit(grad) if compiled else grad
+
+    def run(weights, x, mask, initial_state, coefficients):
+        trainable = [np.asarray(w, np.float32) for w in weights]
+        init = [np.asarray(s, np.float32) for s in (initial_state or [])]
+        m = np.asarray(mask, bool) if has_mask else None
+        coefs = [np.asarray(c, np.float32) for c in coefficients]
+        d_weights, d_x, d_init = invoke(fn, trainable, np.asarray(x, np.float32), init, m, coefs)
+        return to_numpy(list(d_weights) + [d_x] + list(d_init))
+    return run
+
+
+def _torch_gradients(layer, has_mask, n_initial_states, training):
+    import torch
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+
+    def leaf(a, dtype="float32"):
+        return keras.ops.convert_to_tensor(np.asarray(a, dtype)).detach().requires_grad_(True)
+
+    def run(weights, x, mask, initial_state, coefficients):
+        trainable = [leaf(w) for w in weights]
+        x_t = leaf(x)
+        init = [leaf(s) for s in (initial_state or [])]
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = _tensor(mask, "bool")
+        if init:
+            kwargs["initial_state"] = list(init)
+        out, _ = invoke(layer.stateless_call, trainable, non_trainable, x_t, **kwargs)
+        loss = _weighted_sum(torch.sum, as_list(out), [_tensor(c) for c in coefficients])
+        grads = invoke(torch.autograd.grad, loss, trainable + [x_t] + init, allow_unused=True)
+        wrt = trainable + [x_t] + init
+        return [np.zeros(tuple(w.shape)) if g is None else to_numpy(g) for g, w in zip(grads, wrt)]
+    return run
