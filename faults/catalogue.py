@@ -859,6 +859,87 @@ def _(p):
     p.wrap(cls, "call", make)
 
 
+# --------------------------------------------------------------------------- gradient-only faults
+#
+# The forward pass is bit for bit the same (stop_gradient is the identity; a custom
+# gradient keeps the original forward op): only backpropagation differs. The
+# forward chapters cannot see these; spec/test_gradients.py must.
+
+def _stop_gradient(ops, x):
+    return ops.o.stop_gradient(x)
+
+
+def _custom_gradient_activation(p, name, derivative):
+    """``activations.get(name)`` returns the same forward function with the gradient
+    ``upstream * derivative(ops, x, y)`` (y = the forward value)."""
+    def perturb(f):
+        ops = _Ops()
+        wrap = ops.o.custom_gradient
+
+        @wrap
+        def with_gradient(x):
+            y = f(x)
+
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                return upstream * derivative(ops, x, y)
+            return y, grad
+        return with_gradient
+    _activation_fault(p, name, perturb)
+
+
+def _gradient_cell_faults(p, make_call):
+    for path, cls_name in (SIMPLE_CELL, LSTM_CELL, GRU_CELL):
+        p.wrap(getattr(_src(path), cls_name), "call", make_call)
+
+
+@fault("recurrent_kernel_stop_gradient",
+       "no gradient reaches recurrent_kernel: the cell reads it through stop_gradient/.detach() "
+       "(a weight accidentally frozen in one branch), so training never updates it",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    _weight_view_fault(p, LSTM_CELL, None,
+                       lambda ops, units, name, w: _stop_gradient(ops, w) if name == "recurrent_kernel" else w)
+    _weight_view_fault(p, GRU_CELL, None,
+                       lambda ops, units, name, w: _stop_gradient(ops, w) if name == "recurrent_kernel" else w)
+    _weight_view_fault(p, SIMPLE_CELL, None,
+                       lambda ops, units, name, w: _stop_gradient(ops, w) if name == "recurrent_kernel" else w)
+
+
+@fault("state_detached_between_steps",
+       "the carried state is detached at every step (truncated BPTT of length 1, the classic "
+       "misplaced hidden.detach()): gradients stop flowing back through time",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    def make(original):
+        def call(self, inputs, states, *args, **kwargs):
+            ops = _Ops()
+            if _is_nested(states):
+                states = type(states)(_stop_gradient(ops, s) for s in states)
+            else:
+                states = _stop_gradient(ops, states)
+            return original(self, inputs, states, *args, **kwargs)
+        return call
+    _gradient_cell_faults(p, make)
+
+
+@fault("tanh_gradient_from_input",
+       "tanh's hand-written gradient uses its input instead of its output: 1 - x^2 instead of "
+       "1 - tanh(x)^2 (a classic custom-backward bug); the forward value is unchanged",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    _custom_gradient_activation(p, "tanh", lambda ops, x, y: 1.0 - x * x)
+
+
+@fault("sigmoid_gradient_off_1pct",
+       "sigmoid's gradient is 1% too large (an approximate derivative that does not match the "
+       "forward function, as in a fused kernel's hand-written backward); forward unchanged",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    _custom_gradient_activation(p, "sigmoid", lambda ops, x, y: 1.01 * y * (1.0 - y))
+
+
 # --------------------------------------------------------------------------- regional faults
 #
 # Faults confined to one small region of the behavior (faults/regional.py).
