@@ -479,8 +479,12 @@ def _tf_gradients(layer, has_mask, n_initial_states, n_outputs, compiled, traini
                 kwargs["initial_state"] = list(states)
             outputs = as_list(layer(x, **kwargs))
             loss = _weighted_sum(tf.reduce_sum, outputs, coefficients)
-        return tape.gradient(loss, variables + [x] + states,
-                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        wrt = variables + [x] + states
+        grads = tape.gradient(loss, wrt)
+        # an unconnected input (a gradient that never reaches it) has gradient zero; built here,
+        # since UnconnectedGradients.ZERO fails on Keras 3 variables (their dtype is a str)
+        return [tf.zeros([int(d) for d in w.shape] if i < len(variables) else tf.shape(w), tf.float32)
+                if g is None else g for i, (g, w) in enumerate(zip(grads, wrt))]
 
     fn = tf.function(body, input_signature=signature, jit_compile=jit_compile or None) if compiled else body
 
