@@ -814,7 +814,10 @@ def _wrap_mask_creation(p, transform):
 
         def make(original):
             def generate(generator, ones, rate, training=None, count=1):
-                return transform(original(generator, ones, rate, training=training, count=count), rate)
+                out = original(generator, ones, rate, training=training, count=count)
+                # only the training branch (a Python True, as layer(x, training=True) and fit pass
+                # it); at inference in_train_phase returns the ones, which stay untouched
+                return transform(out, rate) if training is True else out
             return generate
         p.wrap(module, "_generate_dropout_mask", make)
 

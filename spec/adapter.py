@@ -217,6 +217,118 @@ class KernelSpy:
         return self.calls[-1][1] if self.calls else "generic-loop"
 
 
+# --------------------------------------------------------------------------- dropout masks
+
+def _dropout_patch_points():
+    """(cell owner, {method: kind}, primitive owner, primitive name, rate argument position)."""
+    import importlib
+    if IS_KERAS3:
+        cell = importlib.import_module("keras.src.layers.rnn.dropout_rnn_cell").DropoutRNNCell
+        backend_pkg = importlib.import_module("keras.src.backend")
+        # DropoutRNNCell._create_dropout_mask calls backend.random.dropout(ones, rate=..., seed=...)
+        return (cell, {"get_dropout_mask": "input", "get_recurrent_dropout_mask": "recurrent"},
+                backend_pkg.random, "dropout", 1)
+    mixin = importlib.import_module(f"{KERAS_PACKAGE}.src.layers.rnn.dropout_rnn_cell_mixin")
+    backend_mod = importlib.import_module(f"{KERAS_PACKAGE}.src.backend")
+    # _generate_dropout_mask calls generator.dropout(ones, rate), generator a backend.RandomGenerator
+    return (mixin.DropoutRNNCellMixin,
+            {"get_dropout_mask_for_cell": "input", "get_recurrent_dropout_mask_for_cell": "recurrent"},
+            backend_mod.RandomGenerator, "dropout", 2)
+
+
+class DropoutSpy:
+    """Records every dropout mask a recurrent cell draws while active.
+
+    Instruments the backend's dropout primitive (Keras 3: ``backend.random.dropout``,
+    which ``DropoutRNNCell`` applies to ``ones_like(step_input)``; Keras 2:
+    ``backend.RandomGenerator.dropout``, which ``DropoutRNNCellMixin`` applies to
+    ``ones_like(inputs)``), and the cell's two mask getters, to say which mask a draw is
+    for. ``draws`` is a list of ``(kind, rate, mask)`` in drawing order: kind ``"input"``,
+    ``"recurrent"`` or None (a draw outside the getters), ``mask`` the tensor the primitive
+    returned (symbolic while a graph is traced). Whatever the getters call in between (a
+    fault's wrapper, say) is inside the instrumentation.
+    """
+
+    def __init__(self):
+        self.draws = []
+        self._kind = []
+        self._undo = []
+
+    def __enter__(self):
+        cell, getters, prim_owner, prim_name, rate_at = _dropout_patch_points()
+        for name, kind in getters.items():
+            original = vars(cell)[name] if name in vars(cell) else getattr(cell, name)
+
+            def getter(obj, *a, _original=original, _kind=kind, **k):
+                self._kind.append(_kind)
+                try:
+                    return _original(obj, *a, **k)
+                finally:
+                    self._kind.pop()
+            functools.update_wrapper(getter, original)
+            if not IS_KERAS3:
+                from tensorflow.python.util import tf_decorator
+                getter = tf_decorator.make_decorator(original, getter)
+            setattr(cell, name, getter)
+            self._undo.append((cell, name, original))
+        original = vars(prim_owner)[prim_name]
+
+        def primitive(*a, _original=original, **k):
+            out = _original(*a, **k)
+            rate = k["rate"] if "rate" in k else a[rate_at]
+            self.draws.append((self._kind[-1] if self._kind else None, float(rate), out))
+            return out
+        setattr(prim_owner, prim_name, primitive)
+        self._undo.append((prim_owner, prim_name, original))
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+
+def call_recording_dropout(layer, x, *, compiled=False):
+    """``layer(x, training=True)`` with its dropout masks: ``(outputs, draws)``, outputs a list of
+    float64 arrays, draws ``[(kind, rate, float64 mask)]`` (:class:`DropoutSpy`).
+
+    ``compiled``: the eager call, or the backend's compiled path -- a ``tf.function``
+    (TensorFlow) or ``jax.jit`` over ``stateless_call`` (JAX; the seed generator's state is
+    passed in and returned) that returns the masks drawn while it was traced as extra
+    outputs, so each run gives the values it used. Torch has no compiled path here.
+    """
+    if not compiled or BACKEND == "torch":
+        with DropoutSpy() as spy:
+            outputs = call(layer, x, training=True)
+        return outputs, [(k, r, to_numpy(m)) for k, r, m in spy.draws]
+    meta = []
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def graph(x):
+            with DropoutSpy() as spy:
+                out = as_list(layer(x, training=True))
+            meta[:] = [(k, r) for k, r, _ in spy.draws]
+            return out, [m for _, _, m in spy.draws]
+        outputs, masks = invoke(graph, _tensor(x))
+    else:
+        import jax
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        @jax.jit
+        def graph(trainable, non_trainable, x):
+            with DropoutSpy() as spy:
+                out, new_non_trainable = layer.stateless_call(trainable, non_trainable, x, training=True)
+            meta[:] = [(k, r) for k, r, _ in spy.draws]
+            return as_list(out), [m for _, _, m in spy.draws], new_non_trainable
+        outputs, masks, new_non_trainable = invoke(graph, trainable, non_trainable, np.asarray(x, np.float32))
+        for v, value in zip(layer.non_trainable_variables, new_non_trainable):
+            v.assign(value)
+    return to_numpy(outputs), [(k, r, to_numpy(m)) for (k, r), m in zip(meta, masks)]
+
+
 # --------------------------------------------------------------------------- layers
 
 def layer_class(kind):

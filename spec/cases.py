@@ -128,14 +128,17 @@ def with_flags(config, **changes):
 
 # --------------------------------------------------------------------------- keras side
 
-def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0):
-    """The Keras layer under test, built for inputs (batch, None, features)."""
+def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0, seed=None):
+    """The Keras layer under test, built for inputs (batch, None, features); ``seed`` is the
+    layers' dropout seed (Keras 3 only, ``dropout_seed_argument`` in conventions.toml)."""
     from spec import adapter
     kwargs = config.keras_kwargs()
     if stateful:
         kwargs["stateful"] = True
     if dropout or recurrent_dropout:
         kwargs.update(dropout=dropout, recurrent_dropout=recurrent_dropout)
+    if seed is not None:
+        kwargs["seed"] = seed
     layer = adapter.make_layer(config.kind, config.units, **kwargs)
     if config.bidirectional:
         layer = adapter.bidirectional(layer, merge_mode=None if config.bidirectional == "none" else config.bidirectional)

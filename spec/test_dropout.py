@@ -13,12 +13,14 @@ device only:
 """
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from spec import adapter, outcomes
 from spec.cases import keras_layer, reference_outputs
 from spec.conformance import assert_conforms, call_unless_listed_crash
 from spec.divergences import divergence_for
+from spec.assertions import tolerance
+from spec.profiles import scaled_examples
 from spec.strategies import cases, layer_configs
 
 RATES = st.sampled_from([0.0, 0.25, 0.5, 0.75])
@@ -57,3 +59,147 @@ def test_training_applies_dropout(case, dropout, recurrent_dropout):
     assert diff > 1e-4, (f"training=True output equals the no-dropout formulas (max |diff|={diff:.2e}); "
                          f"dropout={dropout} recurrent_dropout={recurrent_dropout} seems inactive in training")
     outcomes.asserted_formulas()
+
+
+# --------------------------------------------------------------------------- dropout, exactly
+#
+# The claims above only see that dropout does *something* in training. The claims below
+# recover the masks Keras draws (spec.adapter.DropoutSpy instruments the backend's dropout
+# primitive) and check them against the documented semantics (reference/dropout.py):
+#
+# - the masks drawn per call: as many as the version's convention says (conventions.toml
+#   ``dropout_masks``), for the input and the recurrent state, once per call (not per step);
+# - each mask entry is 0 (dropped) or 1/(1-rate) (kept, inverted dropout), at the mask's rate;
+# - the outputs and final states equal the reference run with those masks applied at every
+#   step -- input masks to x's linear transformation, recurrent masks to h's, one per gate
+#   where the convention applies them per gate -- within the forward tolerance;
+# - the dropped fraction is consistent with the rate (exact binomial test, below);
+# - the same seed gives the same masks (Keras 3 documents ``seed``: "Random seed for dropout").
+
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+DROPOUT_RATES = st.sampled_from([0.0, 0.3, 0.5])
+RECURRENT_RATES = st.sampled_from([0.0, 0.25, 0.6])
+
+
+def expected_dropout_masks(case):
+    """``({"input": n, "recurrent": n}, per_gate)``: how many masks one training call draws
+    for each, and whether they are applied one per gate block; None where the version's
+    convention is unknown (conventions.toml ``dropout_masks``)."""
+    convention = adapter.conventions()["dropout_masks"]
+    c = case.config
+    gated = c.kind != "simple_rnn"
+    implementation_1 = gated and (c.implementation == 1 or case.recurrent_dropout > 0)
+    if convention == "keras2":
+        fused = (gated and c.activation == "tanh" and c.recurrent_activation == "sigmoid"
+                 and not case.recurrent_dropout and not c.unroll and c.use_bias
+                 and (c.kind != "gru" or c.reset_after))
+        drawn, per_gate = GATES[c.kind], implementation_1 and not fused
+    elif convention == "keras3-per-gate":
+        per_gate = implementation_1
+        drawn = GATES[c.kind] if per_gate else 1
+    else:
+        return None
+    return {"input": drawn if case.dropout > 0 else 0,
+            "recurrent": drawn if case.recurrent_dropout > 0 else 0}, per_gate
+
+
+def check_masks(case, draws):
+    """Count, shape, values and rate of each drawn mask; returns the keep masks applied per gate
+    block, ``{"input": [keep] * gates or None, "recurrent": ...}``."""
+    __tracebackhide__ = True
+    counts, per_gate = expected_dropout_masks(case)
+    c = case.config
+    widths = {"input": case.features, "recurrent": c.units}
+    rates = {"input": case.dropout, "recurrent": case.recurrent_dropout}
+    kinds = [k for k, _, _ in draws]
+    assert kinds.count(None) == 0, f"dropout drawn outside the cell's mask getters: {kinds}"
+    applied = {}
+    for kind in ("input", "recurrent"):
+        masks = [(r, m) for k, r, m in draws if k == kind]
+        assert len(masks) == counts[kind], (
+            f"{len(masks)} {kind} dropout masks drawn in one training call over {case.timesteps} steps, "
+            f"expected {counts[kind]} ({adapter.conventions()['dropout_masks']} convention, "
+            f"{'per gate' if per_gate else 'one for all gates'}); config {c.one_line(case.features)}")
+        keeps = []
+        for rate, m in masks:
+            assert abs(rate - rates[kind]) < 1e-12, f"{kind} mask drawn at rate {rate}, not {rates[kind]}"
+            assert m.shape == (case.batch, widths[kind]), f"{kind} mask shape {m.shape}, expected {(case.batch, widths[kind])}"
+            scale = 1.0 / (1.0 - rates[kind])
+            kept = np.abs(m - scale) <= 1e-6 * scale
+            assert np.all(kept | (m == 0.0)), (
+                f"{kind} mask entries must be exactly 0 or 1/(1-rate)={scale:.7g}; got {np.unique(m)}")
+            keeps.append(kept)
+        if not keeps:
+            applied[kind] = None
+        else:
+            applied[kind] = keeps if per_gate else [keeps[0]] * GATES[c.kind]
+    return applied
+
+
+def reference_with_masks(case, applied):
+    from reference.dropout import run_layer_with_dropout
+    c = case.config
+    spec = c.cell_spec(adapter.conventions()["hard_sigmoid"])
+    w = case.weights
+    res = run_layer_with_dropout(spec, case.x, w[0], w[1], w[2] if c.use_bias else None,
+                                 input_keep=applied["input"], dropout=case.dropout,
+                                 recurrent_keep=applied["recurrent"], recurrent_dropout=case.recurrent_dropout,
+                                 go_backwards=c.go_backwards)
+    return [res.sequence] + list(res.states)
+
+
+def exact_dropout_case(case, dropout, recurrent_dropout):
+    config = case.config.__class__(**{**case.config.__dict__, "return_sequences": True, "return_state": True})
+    if not dropout and not recurrent_dropout:
+        dropout = 0.3
+    case.config, case.training, case.dropout, case.recurrent_dropout = config, True, dropout, recurrent_dropout
+    return case
+
+
+def check_exact_dropout(case, seed, *, compiled):
+    __tracebackhide__ = True
+    if expected_dropout_masks(case) is None:
+        outcomes.unsupported(f"dropout mask convention not read for Keras {adapter.KERAS_VERSION}")
+        return
+    entry = divergence_for(case)
+    seed_kw = {"seed": seed} if adapter.conventions()["dropout_seed_argument"] else {}
+    layer = keras_layer(case.config, case.features, dropout=case.dropout,
+                        recurrent_dropout=case.recurrent_dropout, **seed_kw)
+    adapter.set_weights(layer, case.weights)
+    result = call_unless_listed_crash(
+        entry, lambda: adapter.call_recording_dropout(layer, case.x, compiled=compiled), what="training=True")
+    if result is None:
+        return
+    outputs, draws = result
+    applied = check_masks(case, draws)
+    expected = reference_with_masks(case, applied)
+    atol, rtol = tolerance()
+    path = "compiled" if compiled else "eager"
+    assert len(outputs) == len(expected), f"{len(outputs)} values returned, expected {len(expected)}"
+    for name, a, e in zip(["sequence", "h", "c"], outputs, expected):
+        diff = np.abs(np.asarray(a) - e)
+        assert a.shape == e.shape and np.all(diff <= atol + rtol * np.abs(e)), (
+            f"[{path}] {name} differs from the reference run with the recovered masks by up to "
+            f"{diff.max():.3g} (atol {atol}, rtol {rtol}); dropout={case.dropout} "
+            f"recurrent_dropout={case.recurrent_dropout}; config {case.config.one_line(case.features)}")
+    outcomes.asserted_formulas()
+
+
+@given(cases(layer_configs(bidirectional=False), features=st.integers(2, 5), batch=st.integers(2, 4),
+             with_masks=False, with_initial_state=False),
+       DROPOUT_RATES, RECURRENT_RATES, st.integers(0, 2**16))
+@settings(max_examples=scaled_examples(0.5))
+def test_training_dropout_is_exact(case, dropout, recurrent_dropout, seed):
+    """Eager training call: the masks drawn are the convention's, 0 or 1/(1-rate), drawn once per
+    call, and the outputs and final states are the reference's with those masks at every step."""
+    check_exact_dropout(exact_dropout_case(case, dropout, recurrent_dropout), seed, compiled=False)
+
+
+@given(cases(layer_configs(bidirectional=False), features=st.integers(2, 5), batch=st.integers(2, 4),
+             with_masks=False, with_initial_state=False),
+       DROPOUT_RATES, RECURRENT_RATES, st.integers(0, 2**16))
+@settings(max_examples=scaled_examples(0.15))
+def test_compiled_training_dropout_is_exact(case, dropout, recurrent_dropout, seed):
+    """The same on the compiled path (tf.function / jax.jit; the masks traced are returned by the
+    graph); on torch the eager call, which is what Keras 3 runs there."""
+    check_exact_dropout(exact_dropout_case(case, dropout, recurrent_dropout), seed, compiled=True)
