@@ -203,3 +203,86 @@ def test_compiled_training_dropout_is_exact(case, dropout, recurrent_dropout, se
     """The same on the compiled path (tf.function / jax.jit; the masks traced are returned by the
     graph); on torch the eager call, which is what Keras 3 runs there."""
     check_exact_dropout(exact_dropout_case(case, dropout, recurrent_dropout), seed, compiled=True)
+
+
+#: false-alarm probability of the binomial claim, per run (both kinds and every rate together)
+FALSE_ALARM = 1e-6
+BINOMIAL_RATES = (0.25, 0.6)
+
+
+def _binomial_pmf(n, rate):
+    from math import lgamma, log
+    k = np.arange(n + 1)
+    lg = np.array([lgamma(i + 1) for i in range(n + 1)])
+    with np.errstate(divide="ignore"):
+        logs = lg[n] - lg - lg[::-1] + k * log(rate) + (n - k) * log(1 - rate) if 0 < rate < 1 else None
+    return np.exp(logs)
+
+
+def binomial_tails(k, n, rate):
+    """``(P(X <= k), P(X >= k))`` for X ~ Binomial(n, rate), in float64 (no scipy in the Keras envs)."""
+    pmf = _binomial_pmf(n, rate)
+    return float(pmf[:k + 1].sum()), float(pmf[k:].sum())
+
+
+def binomial_power(n, rate, alpha, shift_probability=0.999):
+    """The smallest |rate error| (grid 1e-4) that the equal-tailed binomial test at level
+    ``alpha`` detects with probability ``shift_probability``."""
+    cdf = np.cumsum(_binomial_pmf(n, rate))
+    lo = int(np.searchsorted(cdf, alpha / 2))               # reject k < lo
+    hi = int(np.searchsorted(cdf, 1 - alpha / 2)) + 1       # reject k >= hi (approximately)
+    for d in np.arange(1e-4, 0.5, 1e-4):
+        up, down = np.cumsum(_binomial_pmf(n, min(rate + d, 0.999))), np.cumsum(_binomial_pmf(n, max(rate - d, 1e-3)))
+        if min(1 - up[hi - 1], down[lo - 1] if lo > 0 else 0.0) >= shift_probability:
+            return float(d)
+    return None
+
+
+def test_dropped_fraction_matches_rate():
+    """One LSTM training call, implementation 1 (per-gate masks on Keras >= 3.8; Keras 2 draws 4
+    per rate too): every drawn mask entry is dropped with probability `rate`. Pooled over the
+    masks of each kind: an exact equal-tailed binomial test, false alarm <= 1e-6 per run (Bonferroni
+    over the two kinds). With 4 masks of 128 x 64 = 32768 entries per kind the test detects a
+    rate off by 0.0197 (rate 0.25) / 0.0221 (rate 0.6) with probability 0.999 (binomial_power(32768, rate, 5e-7))."""
+    from dataclasses import replace
+    from spec.cases import Case, LayerConfig, random_weights
+    rng = np.random.default_rng(7)
+    config = LayerConfig(kind="lstm", units=64, implementation=1, return_sequences=True)
+    case = Case(config, 64, random_weights(config, 64, rng), rng.standard_normal((128, 2, 64)),
+                training=True, dropout=BINOMIAL_RATES[0], recurrent_dropout=BINOMIAL_RATES[1])
+    if expected_dropout_masks(case) is None:
+        outcomes.unsupported(f"dropout mask convention not read for Keras {adapter.KERAS_VERSION}")
+        return
+    layer = keras_layer(config, 64, dropout=case.dropout, recurrent_dropout=case.recurrent_dropout)
+    _, draws = adapter.call_recording_dropout(layer, case.x)
+    alpha = FALSE_ALARM / 2
+    for kind, rate in (("input", case.dropout), ("recurrent", case.recurrent_dropout)):
+        masks = [m for k, _, m in draws if k == kind]
+        assert masks, f"no {kind} masks drawn"
+        n = sum(m.size for m in masks)
+        dropped = int(sum((m == 0).sum() for m in masks))
+        below, above = binomial_tails(dropped, n, rate)
+        assert min(below, above) >= alpha / 2, (
+            f"{kind} dropout: {dropped} of {n} entries dropped ({dropped / n:.4f}), rate {rate}: "
+            f"P(X <= k) = {below:.2e}, P(X >= k) = {above:.2e}, below {alpha / 2:.1e} (equal-tailed binomial test)")
+    outcomes.asserted_formulas()
+
+
+@given(st.sampled_from(["simple_rnn", "lstm", "gru"]), st.integers(0, 2**16))
+@settings(max_examples=scaled_examples(0.05))
+def test_same_seed_same_masks(kind, seed):
+    """Two layers built with the same ``seed`` draw the same masks on their first training call
+    (Keras 3: "seed: Random seed for dropout"); Keras 2.15's layers have no seed argument."""
+    if not adapter.conventions()["dropout_seed_argument"]:
+        outcomes.unsupported(f"Keras {adapter.KERAS_VERSION} layers take no dropout seed")
+        return
+    from spec.cases import LayerConfig
+    config = LayerConfig(kind=kind, units=8, return_sequences=True)
+    x = np.random.default_rng(seed).standard_normal((4, 3, 6))
+    runs = []
+    for _ in range(2):
+        layer = keras_layer(config, 6, dropout=0.5, recurrent_dropout=0.5, seed=seed)
+        runs.append([m for _, _, m in adapter.call_recording_dropout(layer, x)[1]])
+    assert len(runs[0]) == len(runs[1]) and all(np.array_equal(a, b) for a, b in zip(*runs)), \
+        f"seed={seed}: two {kind} layers with the same seed drew different dropout masks"
+    outcomes.asserted_formulas()
