@@ -161,6 +161,9 @@ def check_exact_dropout(case, seed, *, compiled):
     if expected_dropout_masks(case) is None:
         outcomes.unsupported(f"dropout mask convention not read for Keras {adapter.KERAS_VERSION}")
         return
+    if compiled and not adapter.conventions()["dropout_masks_outside_loop"]:
+        outcomes.unsupported("masks drawn inside the compiled time loop cannot be returned by the graph")
+        return
     entry = divergence_for(case)
     seed_kw = {"seed": seed} if adapter.conventions()["dropout_seed_argument"] else {}
     layer = keras_layer(case.config, case.features, dropout=case.dropout,
