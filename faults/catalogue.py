@@ -783,6 +783,116 @@ def _(p):
     _wrap_rnn_calls(p, make)
 
 
+# --------------------------------------------------------------------------- dropout semantics
+#
+# Training-time faults in how the cell draws and applies its dropout masks. Inference
+# (training=False) is untouched, so every forward chapter misses them; the old claim of
+# spec/test_dropout.py ("training=True output differs from the formulas") misses them too,
+# since a wrongly applied dropout still changes the output. The exact-dropout claims
+# (recovered masks, layout, scaling, binomial rate test) must catch each.
+
+DROPOUT_CELL = ("layers.rnn.dropout_rnn_cell", "DropoutRNNCell")          # Keras 3
+DROPOUT_MIXIN = ("layers.rnn.dropout_rnn_cell_mixin", "DropoutRNNCellMixin")  # Keras 2
+
+
+def _dropout_owner():
+    path, name = DROPOUT_CELL if _k3() else DROPOUT_MIXIN
+    return getattr(_src(path), name)
+
+
+def _map_mask(m, f):
+    return None if m is None else ([f(x) for x in m] if isinstance(m, (list, tuple)) else f(m))
+
+
+def _wrap_mask_creation(p, transform):
+    """Every freshly drawn mask (a tensor, or a list of per-gate tensors) passes through
+    ``transform(mask, rate)`` before the cell caches and applies it."""
+    if _k3():
+        def make(original):
+            def create(self, step_input, dropout_rate):
+                return transform(original(self, step_input, dropout_rate), dropout_rate)
+            return create
+        p.wrap(_dropout_owner(), "_create_dropout_mask", make)
+    else:
+        module = _src(DROPOUT_MIXIN[0])
+
+        def make(original):
+            def generate(generator, ones, rate, training=None, count=1):
+                out = original(generator, ones, rate, training=training, count=count)
+                # only the training branch (a Python True, as layer(x, training=True) and fit pass
+                # it); at inference in_train_phase returns the ones, which stay untouched
+                return transform(out, rate) if training is True else out
+            return generate
+        p.wrap(module, "_generate_dropout_mask", make)
+
+
+@fault("dropout_not_rescaled",
+       "dropout keeps inputs unscaled (mask values 1 instead of 1/(1-rate)): 'inverted dropout' "
+       "forgotten, so activations shrink by (1-rate) in training",
+       majors=(2, 3), expected="spec/test_dropout.py")
+def _(p):
+    _wrap_mask_creation(p, lambda m, rate: _map_mask(m, lambda x: x * (1.0 - rate)))
+
+
+@fault("dropout_mask_redrawn_each_step",
+       "a new input-dropout mask is drawn at every timestep (naive per-step dropout) instead of "
+       "one mask reused for the whole sequence (Gal & Ghahramani variational dropout)",
+       majors=(2, 3), expected="spec/test_dropout.py")
+def _(p):
+    if _k3():
+        def make(original):
+            def get(self, step_input):
+                self._dropout_mask = None
+                return original(self, step_input)
+            return get
+        p.wrap(_dropout_owner(), "get_dropout_mask", make)
+    else:
+        def make(original):
+            def get(self, inputs, training, count=1):
+                self._dropout_mask_cache.clear()
+                return original(self, inputs, training, count=count)
+            return get
+        p.wrap(_dropout_owner(), "get_dropout_mask_for_cell", make)
+
+
+@fault("recurrent_dropout_ignored",
+       "recurrent_dropout is accepted and its mask drawn, but the mask is never applied to h "
+       "(the state enters the recurrent matmul undropped)",
+       majors=(2, 3), expected="spec/test_dropout.py")
+def _(p):
+    ops = _Ops()
+    attr = "get_recurrent_dropout_mask" if _k3() else "get_recurrent_dropout_mask_for_cell"
+
+    def make(original):
+        def get(self, *args, **kwargs):
+            return _map_mask(original(self, *args, **kwargs), ops.o.ones_like)
+        return get
+    p.wrap(_dropout_owner(), attr, make)
+
+
+@fault("gate_dropout_masks_collapsed",
+       "the per-gate dropout masks (one per gate, as drawn) collapse to the first one, so every "
+       "gate sees the same dropped units",
+       majors=(2, 3), expected="spec/test_dropout.py")
+def _(p):
+    _wrap_mask_creation(p, lambda m, rate: [m[0]] * len(m) if isinstance(m, (list, tuple)) else m)
+
+
+@fault("recurrent_dropout_uses_input_rate",
+       "the recurrent mask is drawn with the `dropout` rate instead of `recurrent_dropout` "
+       "(the two rates mixed up)",
+       majors=(3,), expected="spec/test_dropout.py")
+def _(p):
+    def make(original):
+        def get(self, step_input):
+            if getattr(self, "_recurrent_dropout_mask", None) is None and 0 < self.dropout < 1 \
+                    and self.recurrent_dropout > 0:
+                self._recurrent_dropout_mask = self._create_dropout_mask(step_input, self.dropout)
+            return original(self, step_input)
+        return get
+    p.wrap(_dropout_owner(), "get_recurrent_dropout_mask", make)
+
+
 # --------------------------------------------------------------------------- initializers
 
 @fault("unit_forget_bias_zeros",
@@ -861,6 +971,89 @@ def _(p):
             return inputs * ops.cast(keep, inputs.dtype)
         return call
     p.wrap(cls, "call", make)
+
+
+# --------------------------------------------------------------------------- gradient-only faults
+#
+# The forward pass is bit for bit the same (stop_gradient is the identity; a custom
+# gradient keeps the original forward op): only backpropagation differs. The
+# forward chapters cannot see these; spec/test_gradients.py must.
+
+def _stop_gradient(ops, x):
+    return ops.o.stop_gradient(x)
+
+
+def _custom_gradient_activation(p, name, derivative):
+    """``activations.get(name)`` returns the same forward function with the gradient
+    ``upstream * derivative(ops, x, y)`` (y = the forward value)."""
+    def perturb(f):
+        ops = _Ops()
+
+        @ops.o.custom_gradient
+        def with_gradient(x):
+            y = f(x)
+
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                return upstream * derivative(ops, x, y)
+            return y, grad
+
+        def act(x):   # a plain function: Keras serializes it by the name _activation_fault gives it
+            return with_gradient(x)
+        return act
+    _activation_fault(p, name, perturb)
+
+
+def _gradient_cell_faults(p, make_call):
+    for path, cls_name in (SIMPLE_CELL, LSTM_CELL, GRU_CELL):
+        p.wrap(getattr(_src(path), cls_name), "call", make_call)
+
+
+@fault("recurrent_kernel_stop_gradient",
+       "no gradient reaches recurrent_kernel: the cell reads it through stop_gradient/.detach() "
+       "(a weight accidentally frozen in one branch), so training never updates it",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    _weight_view_fault(p, LSTM_CELL, None,
+                       lambda ops, units, name, w: _stop_gradient(ops, w) if name == "recurrent_kernel" else w)
+    _weight_view_fault(p, GRU_CELL, None,
+                       lambda ops, units, name, w: _stop_gradient(ops, w) if name == "recurrent_kernel" else w)
+    _weight_view_fault(p, SIMPLE_CELL, None,
+                       lambda ops, units, name, w: _stop_gradient(ops, w) if name == "recurrent_kernel" else w)
+
+
+@fault("state_detached_between_steps",
+       "the carried state is detached at every step (truncated BPTT of length 1, the classic "
+       "misplaced hidden.detach()): gradients stop flowing back through time",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    def make(original):
+        def call(self, inputs, states, *args, **kwargs):
+            ops = _Ops()
+            if _is_nested(states):
+                states = type(states)(_stop_gradient(ops, s) for s in states)
+            else:
+                states = _stop_gradient(ops, states)
+            return original(self, inputs, states, *args, **kwargs)
+        return call
+    _gradient_cell_faults(p, make)
+
+
+@fault("tanh_gradient_from_input",
+       "tanh's hand-written gradient uses its input instead of its output: 1 - x^2 instead of "
+       "1 - tanh(x)^2 (a classic custom-backward bug); the forward value is unchanged",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    _custom_gradient_activation(p, "tanh", lambda ops, x, y: 1.0 - x * x)
+
+
+@fault("sigmoid_gradient_off_1pct",
+       "sigmoid's gradient is 1% too large (an approximate derivative that does not match the "
+       "forward function, as in a fused kernel's hand-written backward); forward unchanged",
+       majors=(3,), expected="spec/test_gradients.py")
+def _(p):
+    _custom_gradient_activation(p, "sigmoid", lambda ops, x, y: 1.01 * y * (1.0 - y))
 
 
 # --------------------------------------------------------------------------- regional faults

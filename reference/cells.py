@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.activations import activation as _activation
+from reference.activations import activation as _activation, derivative as _derivative
 
 KINDS = ("simple_rnn", "lstm", "gru")
 
@@ -61,6 +61,16 @@ class CellSpec:
     @property
     def sigma(self):
         return _activation(self.recurrent_activation, self.hard_sigmoid)
+
+    @property
+    def g_prime(self):
+        """d g / dx, for backpropagation (``reference.gradients``)."""
+        return _derivative(self.activation, self.hard_sigmoid)
+
+    @property
+    def sigma_prime(self):
+        """d sigma / dx."""
+        return _derivative(self.recurrent_activation, self.hard_sigmoid)
 
     @property
     def n_states(self):

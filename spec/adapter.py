@@ -261,6 +261,118 @@ class KernelSpy:
         return self.calls[-1][1] if self.calls else "generic-loop"
 
 
+# --------------------------------------------------------------------------- dropout masks
+
+def _dropout_patch_points():
+    """(cell owner, {method: kind}, primitive owner, primitive name, rate argument position)."""
+    import importlib
+    if IS_KERAS3:
+        cell = importlib.import_module("keras.src.layers.rnn.dropout_rnn_cell").DropoutRNNCell
+        backend_pkg = importlib.import_module("keras.src.backend")
+        # DropoutRNNCell._create_dropout_mask calls backend.random.dropout(ones, rate=..., seed=...)
+        return (cell, {"get_dropout_mask": "input", "get_recurrent_dropout_mask": "recurrent"},
+                backend_pkg.random, "dropout", 1)
+    mixin = importlib.import_module(f"{KERAS_PACKAGE}.src.layers.rnn.dropout_rnn_cell_mixin")
+    backend_mod = importlib.import_module(f"{KERAS_PACKAGE}.src.backend")
+    # _generate_dropout_mask calls generator.dropout(ones, rate), generator a backend.RandomGenerator
+    return (mixin.DropoutRNNCellMixin,
+            {"get_dropout_mask_for_cell": "input", "get_recurrent_dropout_mask_for_cell": "recurrent"},
+            backend_mod.RandomGenerator, "dropout", 2)
+
+
+class DropoutSpy:
+    """Records every dropout mask a recurrent cell draws while active.
+
+    Instruments the backend's dropout primitive (Keras 3: ``backend.random.dropout``,
+    which ``DropoutRNNCell`` applies to ``ones_like(step_input)``; Keras 2:
+    ``backend.RandomGenerator.dropout``, which ``DropoutRNNCellMixin`` applies to
+    ``ones_like(inputs)``), and the cell's two mask getters, to say which mask a draw is
+    for. ``draws`` is a list of ``(kind, rate, mask)`` in drawing order: kind ``"input"``,
+    ``"recurrent"`` or None (a draw outside the getters), ``mask`` the tensor the primitive
+    returned (symbolic while a graph is traced). Whatever the getters call in between (a
+    fault's wrapper, say) is inside the instrumentation.
+    """
+
+    def __init__(self):
+        self.draws = []
+        self._kind = []
+        self._undo = []
+
+    def __enter__(self):
+        cell, getters, prim_owner, prim_name, rate_at = _dropout_patch_points()
+        for name, kind in getters.items():
+            original = vars(cell)[name] if name in vars(cell) else getattr(cell, name)
+
+            def getter(obj, *a, _original=original, _kind=kind, **k):
+                self._kind.append(_kind)
+                try:
+                    return _original(obj, *a, **k)
+                finally:
+                    self._kind.pop()
+            functools.update_wrapper(getter, original)
+            if not IS_KERAS3:
+                from tensorflow.python.util import tf_decorator
+                getter = tf_decorator.make_decorator(original, getter)
+            setattr(cell, name, getter)
+            self._undo.append((cell, name, original))
+        original = vars(prim_owner)[prim_name]
+
+        def primitive(*a, _original=original, **k):
+            out = _original(*a, **k)
+            rate = k["rate"] if "rate" in k else a[rate_at]
+            self.draws.append((self._kind[-1] if self._kind else None, float(rate), out))
+            return out
+        setattr(prim_owner, prim_name, primitive)
+        self._undo.append((prim_owner, prim_name, original))
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+
+def call_recording_dropout(layer, x, *, compiled=False):
+    """``layer(x, training=True)`` with its dropout masks: ``(outputs, draws)``, outputs a list of
+    float64 arrays, draws ``[(kind, rate, float64 mask)]`` (:class:`DropoutSpy`).
+
+    ``compiled``: the eager call, or the backend's compiled path -- a ``tf.function``
+    (TensorFlow) or ``jax.jit`` over ``stateless_call`` (JAX; the seed generator's state is
+    passed in and returned) that returns the masks drawn while it was traced as extra
+    outputs, so each run gives the values it used. Torch has no compiled path here.
+    """
+    if not compiled or BACKEND == "torch":
+        with DropoutSpy() as spy:
+            outputs = call(layer, x, training=True)
+        return outputs, [(k, r, to_numpy(m)) for k, r, m in spy.draws]
+    meta = []
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def graph(x):
+            with DropoutSpy() as spy:
+                out = as_list(layer(x, training=True))
+            meta[:] = [(k, r) for k, r, _ in spy.draws]
+            return out, [m for _, _, m in spy.draws]
+        outputs, masks = invoke(graph, _tensor(x))
+    else:
+        import jax
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        @jax.jit
+        def graph(trainable, non_trainable, x):
+            with DropoutSpy() as spy:
+                out, new_non_trainable = layer.stateless_call(trainable, non_trainable, x, training=True)
+            meta[:] = [(k, r) for k, r, _ in spy.draws]
+            return as_list(out), [m for _, _, m in spy.draws], new_non_trainable
+        outputs, masks, new_non_trainable = invoke(graph, trainable, non_trainable, np.asarray(x, np.float32))
+        for v, value in zip(layer.non_trainable_variables, new_non_trainable):
+            v.assign(value)
+    return to_numpy(outputs), [(k, r, to_numpy(m)) for (k, r), m in zip(meta, masks)]
+
+
 # --------------------------------------------------------------------------- layers
 
 def layer_class(kind):
@@ -513,3 +625,136 @@ def save_model_then_load(model, directory, fmt):
     else:
         model.save(path)
     return keras.models.load_model(path)
+
+# --------------------------------------------------------------------------- gradients
+
+def gradient_call(layer, *, has_mask, n_initial_states, n_outputs, compiled, training=False,
+                  timesteps=None, jit_compile=False):
+    """A callable ``(weights, x, mask, initial_state, coefficients) -> [arrays]``: the gradients of
+    ``L = sum_i sum(coefficients[i] * outputs[i])`` (``outputs`` as :func:`call` returns them)
+    with respect to each weight (in ``layer.weights`` order), ``x``, and each initial state.
+
+    ``compiled``: tensorflow -- a ``tf.function`` around ``tf.GradientTape`` (``jit_compile`` for
+    XLA), else the tape eagerly; jax -- ``jax.jit(jax.grad(...))`` over ``stateless_call``, else
+    ``jax.grad`` unjitted; torch -- autograd through ``stateless_call`` (there is no graph mode,
+    so both are the eager call). The weights are arguments, so one traced graph serves every
+    example of a graph shape (``spec.runners.gradient_runner_for`` caches it).
+    """
+    if BACKEND == "tensorflow":
+        return _tf_gradients(layer, has_mask, n_initial_states, n_outputs, compiled, training,
+                             timesteps, jit_compile)
+    if BACKEND == "jax":
+        return _jax_gradients(layer, has_mask, n_initial_states, compiled, training)
+    return _torch_gradients(layer, has_mask, n_initial_states, training)
+
+
+def _weighted_sum(ops_sum, outputs, coefficients):
+    total = 0.0
+    for o, c in zip(outputs, coefficients):
+        total = total + ops_sum(o * c)
+    return total
+
+
+def _tf_gradients(layer, has_mask, n_initial_states, n_outputs, compiled, training, timesteps,
+                  jit_compile):
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    features = int(layer.weights[0].shape[0])
+    units = [int(s) for s in _state_units(layer, n_initial_states)]
+    variables = list(layer.weights)
+    signature = [tf.TensorSpec([None, timesteps, features], tf.float32)]
+    if has_mask:
+        signature.append(tf.TensorSpec([None, timesteps], tf.bool))
+    signature += [tf.TensorSpec([None, u], tf.float32) for u in units]
+    signature += [tf.TensorSpec([int(d) for d in v.shape], tf.float32) for v in variables]
+    signature += [tf.TensorSpec(None, tf.float32) for _ in range(n_outputs)]
+    n_inputs = len(signature) - len(variables) - n_outputs
+
+    def body(*args):
+        inputs = args[:n_inputs]
+        weights = args[n_inputs:n_inputs + len(variables)]
+        coefficients = args[n_inputs + len(variables):]
+        for variable, value in zip(variables, weights):
+            variable.assign(value)
+        x, rest = inputs[0], list(inputs[1:])
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = rest.pop(0)
+        states = rest
+        with tf.GradientTape() as tape:
+            tape.watch([x] + states)
+            if states:
+                kwargs["initial_state"] = list(states)
+            outputs = as_list(layer(x, **kwargs))
+            loss = _weighted_sum(tf.reduce_sum, outputs, coefficients)
+        wrt = variables + [x] + states
+        grads = tape.gradient(loss, wrt)
+        # an unconnected input (a gradient that never reaches it) has gradient zero; built here,
+        # since UnconnectedGradients.ZERO fails on Keras 3 variables (their dtype is a str)
+        return [tf.zeros([int(d) for d in w.shape] if i < len(variables) else tf.shape(w), tf.float32)
+                if g is None else g for i, (g, w) in enumerate(zip(grads, wrt))]
+
+    fn = tf.function(body, input_signature=signature, jit_compile=jit_compile or None) if compiled else body
+
+    def run(weights, x, mask, initial_state, coefficients):
+        args = [np.asarray(x, np.float32)]
+        if has_mask:
+            args.append(np.asarray(mask, bool))
+        args += [np.asarray(s, np.float32) for s in (initial_state or [])]
+        args += [np.asarray(w, np.float32) for w in weights]
+        args += [np.asarray(c, np.float32) for c in coefficients]
+        if not compiled:
+            args = [tf.convert_to_tensor(a) for a in args]
+        return to_numpy(invoke(fn, *args))
+    return run
+
+
+def _jax_gradients(layer, has_mask, n_initial_states, compiled, training):
+    import jax
+    import jax.numpy as jnp
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+
+    def loss(trainable, x, initial_state, mask, coefficients):
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = mask
+        if initial_state:
+            kwargs["initial_state"] = list(initial_state)
+        out, _ = layer.stateless_call(trainable, non_trainable, x, **kwargs)
+        return _weighted_sum(jnp.sum, as_list(out), coefficients)
+
+    grad = jax.grad(loss, argnums=(0, 1, 2))
+    fn = jax.jit(grad) if compiled else grad
+
+    def run(weights, x, mask, initial_state, coefficients):
+        trainable = [np.asarray(w, np.float32) for w in weights]
+        init = [np.asarray(s, np.float32) for s in (initial_state or [])]
+        m = np.asarray(mask, bool) if has_mask else None
+        coefs = [np.asarray(c, np.float32) for c in coefficients]
+        d_weights, d_x, d_init = invoke(fn, trainable, np.asarray(x, np.float32), init, m, coefs)
+        return to_numpy(list(d_weights) + [d_x] + list(d_init))
+    return run
+
+
+def _torch_gradients(layer, has_mask, n_initial_states, training):
+    import torch
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+
+    def leaf(a, dtype="float32"):
+        return keras.ops.convert_to_tensor(np.asarray(a, dtype)).detach().requires_grad_(True)
+
+    def run(weights, x, mask, initial_state, coefficients):
+        trainable = [leaf(w) for w in weights]
+        x_t = leaf(x)
+        init = [leaf(s) for s in (initial_state or [])]
+        kwargs = {"training": training}
+        if has_mask:
+            kwargs["mask"] = _tensor(mask, "bool")
+        if init:
+            kwargs["initial_state"] = list(init)
+        out, _ = invoke(layer.stateless_call, trainable, non_trainable, x_t, **kwargs)
+        loss = _weighted_sum(torch.sum, as_list(out), [_tensor(c) for c in coefficients])
+        grads = invoke(torch.autograd.grad, loss, trainable + [x_t] + init, allow_unused=True)
+        wrt = trainable + [x_t] + init
+        return [np.zeros(tuple(w.shape)) if g is None else to_numpy(g) for g, w in zip(grads, wrt)]
+    return run

@@ -24,14 +24,18 @@ def _tolerance_rows():
     return tomllib.loads((DATA / "tolerances.toml").read_text())["row"]
 
 
-def tolerance(dtype="float32", backend=None, device="cpu", tf32="off", tier="tiny"):
-    """``(atol, rtol)`` from the tolerance table: the first matching row (a row without ``tier`` fits any)."""
+def tolerance(dtype="float32", backend=None, device="cpu", tf32="off", tier="tiny", quantity="value"):
+    """``(atol, rtol)`` from the tolerance table: the first matching row (a row without ``tier`` fits
+    any tier; a row without ``quantity`` is for values, ``quantity = "gradient"`` for gradients)."""
     backend = backend or adapter.BACKEND
     for row in _tolerance_rows():
+        if row.get("quantity", "value") != quantity:
+            continue
         if all(fnmatch(str(v), str(row.get(k, "*"))) for k, v in
                (("dtype", dtype), ("backend", backend), ("device", device), ("tf32", tf32), ("tier", tier))):
             return row["atol"], row["rtol"]
-    raise LookupError(f"no tolerance row for dtype={dtype} backend={backend} device={device} tf32={tf32} tier={tier}")
+    raise LookupError(f"no {quantity} tolerance row for dtype={dtype} backend={backend} device={device} "
+                      f"tf32={tf32} tier={tier}")
 
 
 def close_mask(actual, expected, atol, rtol):

@@ -128,14 +128,17 @@ def with_flags(config, **changes):
 
 # --------------------------------------------------------------------------- keras side
 
-def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0):
-    """The Keras layer under test, built for inputs (batch, None, features)."""
+def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0, seed=None):
+    """The Keras layer under test, built for inputs (batch, None, features); ``seed`` is the
+    layers' dropout seed (Keras 3 only, ``dropout_seed_argument`` in conventions.toml)."""
     from spec import adapter
     kwargs = config.keras_kwargs()
     if stateful:
         kwargs["stateful"] = True
     if dropout or recurrent_dropout:
         kwargs.update(dropout=dropout, recurrent_dropout=recurrent_dropout)
+    if seed is not None:
+        kwargs["seed"] = seed
     layer = adapter.make_layer(config.kind, config.units, **kwargs)
     if config.bidirectional:
         layer = adapter.bidirectional(layer, merge_mode=None if config.bidirectional == "none" else config.bidirectional)
@@ -180,3 +183,60 @@ def reference_outputs(case, hard_sigmoid):
         outs = merged if isinstance(merged, list) else [merged]
         states = list(fw_states) + list(bw_states)
     return outs + states if c.return_state else outs
+
+
+def gradient_names(case):
+    """Names of the gradients :func:`reference_gradients` returns, in order: the weights in
+    Keras's order (Bidirectional: forward then backward), ``x``, then each initial state."""
+    c = case.config
+    per = ["kernel", "recurrent_kernel"] + (["bias"] if c.use_bias else [])
+    state_names = ["h", "c"] if c.kind == "lstm" else ["h"]
+    halves = ["forward ", "backward "] if c.bidirectional else [""]
+    names = [h + w for h in halves for w in per] + ["x"]
+    if case.initial_state is not None:
+        names += [f"{h}initial_state {s}" for h in halves for s in state_names]
+    return names
+
+
+def reference_gradients(case, hard_sigmoid, coefficients):
+    """dL/d(weights, x, initial state) for ``L = sum_i sum(coefficients[i] * outputs[i])``,
+    where ``outputs`` is :func:`reference_outputs`'s list; as ``[(name, array)]`` in the order
+    of :func:`gradient_names`."""
+    from reference.gradients import bidirectional_gradients, layer_gradients
+    c = case.config
+    spec = c.cell_spec(hard_sigmoid)
+    per = 3 if c.use_bias else 2
+    weights = case.weights
+    coefficients = [np.asarray(k, np.float64) for k in coefficients]
+    d_output = coefficients[:1] if c.bidirectional != "none" else coefficients[:2]
+    d_states = coefficients[len(d_output):] if c.return_state else []
+
+    def unpack(ws):
+        return (ws[0], ws[1], ws[2] if c.use_bias else None)
+
+    def weight_grads(g):
+        return [g["kernel"], g["recurrent_kernel"]] + ([g["bias"]] if c.use_bias else [])
+
+    d_out = d_output[0] if c.bidirectional != "none" else d_output
+    if not c.bidirectional:
+        g = layer_gradients(spec, case.x, *unpack(weights), mask=case.mask,
+                            initial_state=case.initial_state, go_backwards=c.go_backwards,
+                            zero_output_for_mask=bool(c.zero_output_for_mask),
+                            d_states=d_states or None,
+                            **({"d_sequence": d_out} if c.return_sequences else {"d_last": d_out}))
+        grads = weight_grads(g) + [g["x"]]
+        if case.initial_state is not None:
+            grads += g["initial_state"]
+    else:
+        n = spec.n_states
+        mode = None if c.bidirectional == "none" else c.bidirectional
+        init = None if case.initial_state is None else _split_states(case.initial_state, n)
+        g = bidirectional_gradients(
+            spec, case.x, unpack(weights[:per]), unpack(weights[per:]), merge_mode=mode,
+            return_sequences=c.return_sequences, mask=case.mask, initial_state=init,
+            zero_output_for_mask=c.zero_output_for_mask, d_output=d_out,
+            d_forward_states=d_states[:n] or None, d_backward_states=d_states[n:] or None)
+        grads = weight_grads(g["forward"]) + weight_grads(g["backward"]) + [g["x"]]
+        if case.initial_state is not None:
+            grads += g["forward"]["initial_state"] + g["backward"]["initial_state"]
+    return list(zip(gradient_names(case), grads))

@@ -73,3 +73,44 @@ def run_case(case, *, compiled=True, device="cpu"):
 def kernel_of(case, *, compiled=True, device="cpu"):
     """Which kernel the cached runner for ``case`` took: cudnn, backend-fused or generic-loop."""
     return runner_for(case, compiled=compiled, device=device).kernel
+
+
+_GRADIENT_CACHE = OrderedDict()
+
+
+def gradient_runner_for(case, *, compiled=True, device="cpu"):
+    """A callable ``(weights, x, mask, initial_state, coefficients) -> [gradients]`` for ``case``
+    (``spec.adapter.gradient_call``), cached per graph shape as :func:`runner_for` caches calls."""
+    if compiled is True:
+        compiled = COMPILED_PATHS[0]
+    c = case.config
+    timesteps = case.timesteps if (c.unroll and adapter.BACKEND == "tensorflow") else None
+    n_outputs = (2 if c.bidirectional == "none" else 1) + (c.n_states if c.return_state else 0)
+    key = (c, case.features, case.mask is not None, len(case.initial_state or ()),
+           case.training, compiled, timesteps, device)
+    if key in _GRADIENT_CACHE:
+        stats["hits"] += 1
+        _GRADIENT_CACHE.move_to_end(key)
+        return _GRADIENT_CACHE[key]
+    stats["misses"] += 1
+    with adapter.device_scope(device):
+        layer = keras_layer(c, case.features)
+        inner = adapter.gradient_call(layer, has_mask=case.mask is not None,
+                                      n_initial_states=len(case.initial_state or ()), n_outputs=n_outputs,
+                                      compiled=bool(compiled) and compiled != "eager",
+                                      training=case.training, timesteps=timesteps,
+                                      jit_compile=compiled == "xla")
+
+    def run(weights, x, mask, initial_state, coefficients):
+        with adapter.device_scope(device):
+            return inner(weights, x, mask, initial_state, coefficients)
+    _GRADIENT_CACHE[key] = run
+    if len(_GRADIENT_CACHE) > _MAX_CACHED:
+        _GRADIENT_CACHE.popitem(last=False)
+    return run
+
+
+def run_gradients(case, coefficients, *, compiled=True, device="cpu"):
+    """Keras's gradients for ``case`` and ``coefficients``, in ``spec.cases.gradient_names`` order."""
+    return gradient_runner_for(case, compiled=compiled, device=device)(
+        case.weights, case.x, case.mask, case.initial_state, coefficients)

@@ -13,12 +13,14 @@ device only:
 """
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from spec import adapter, outcomes
 from spec.cases import keras_layer, reference_outputs
 from spec.conformance import assert_conforms, call_unless_listed_crash
 from spec.divergences import divergence_for
+from spec.assertions import tolerance
+from spec.profiles import scaled_examples
 from spec.strategies import cases, layer_configs
 
 RATES = st.sampled_from([0.0, 0.25, 0.5, 0.75])
@@ -56,4 +58,234 @@ def test_training_applies_dropout(case, dropout, recurrent_dropout):
     diff = np.max(np.abs(actual - expected))
     assert diff > 1e-4, (f"training=True output equals the no-dropout formulas (max |diff|={diff:.2e}); "
                          f"dropout={dropout} recurrent_dropout={recurrent_dropout} seems inactive in training")
+    outcomes.asserted_formulas()
+
+
+# --------------------------------------------------------------------------- dropout, exactly
+#
+# The claims above only see that dropout does *something* in training. The claims below
+# recover the masks Keras draws (spec.adapter.DropoutSpy instruments the backend's dropout
+# primitive) and check them against the documented semantics (reference/dropout.py):
+#
+# - the masks drawn per call: as many as the version's convention says (conventions.toml
+#   ``dropout_masks``), for the input and the recurrent state, once per call (not per step);
+# - each mask entry is 0 (dropped) or 1/(1-rate) (kept, inverted dropout), at the mask's rate;
+# - the outputs and final states equal the reference run with those masks applied at every
+#   step -- input masks to x's linear transformation, recurrent masks to h's, one per gate
+#   where the convention applies them per gate -- within the forward tolerance;
+# - the dropped fraction is consistent with the rate (exact binomial test, below);
+# - the same seed gives the same masks (Keras 3 documents ``seed``: "Random seed for dropout").
+
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+DROPOUT_RATES = st.sampled_from([0.0, 0.3, 0.5])
+RECURRENT_RATES = st.sampled_from([0.0, 0.25, 0.6])
+
+
+def expected_dropout_masks(case):
+    """``({"input": n, "recurrent": n}, per_gate)``: how many masks one training call draws
+    for each, and whether they are applied one per gate block; None where the version's
+    convention is unknown (conventions.toml ``dropout_masks``)."""
+    convention = adapter.conventions()["dropout_masks"]
+    c = case.config
+    gated = c.kind != "simple_rnn"
+    implementation_1 = gated and (c.implementation == 1 or case.recurrent_dropout > 0)
+    if convention == "keras2":
+        fused = (gated and c.activation == "tanh" and c.recurrent_activation == "sigmoid"
+                 and not case.recurrent_dropout and not c.unroll and c.use_bias
+                 and (c.kind != "gru" or c.reset_after))
+        drawn, per_gate = GATES[c.kind], implementation_1 and not fused
+    elif convention == "keras3-per-gate":
+        per_gate = implementation_1
+        drawn = GATES[c.kind] if per_gate else 1
+    else:
+        return None
+    return {"input": drawn if case.dropout > 0 else 0,
+            "recurrent": drawn if case.recurrent_dropout > 0 else 0}, per_gate
+
+
+def check_masks(case, draws):
+    """Count, shape, values and rate of each drawn mask; returns the keep masks applied per gate
+    block, ``{"input": [keep] * gates or None, "recurrent": ...}``."""
+    __tracebackhide__ = True
+    counts, per_gate = expected_dropout_masks(case)
+    c = case.config
+    widths = {"input": case.features, "recurrent": c.units}
+    rates = {"input": case.dropout, "recurrent": case.recurrent_dropout}
+    kinds = [k for k, _, _ in draws]
+    assert kinds.count(None) == 0, f"dropout drawn outside the cell's mask getters: {kinds}"
+    applied = {}
+    for kind in ("input", "recurrent"):
+        masks = [(r, m) for k, r, m in draws if k == kind]
+        assert len(masks) == counts[kind], (
+            f"{len(masks)} {kind} dropout masks drawn in one training call over {case.timesteps} steps, "
+            f"expected {counts[kind]} ({adapter.conventions()['dropout_masks']} convention, "
+            f"{'per gate' if per_gate else 'one for all gates'}); config {c.one_line(case.features)}")
+        keeps = []
+        for rate, m in masks:
+            assert abs(rate - rates[kind]) < 1e-12, f"{kind} mask drawn at rate {rate}, not {rates[kind]}"
+            assert m.shape == (case.batch, widths[kind]), f"{kind} mask shape {m.shape}, expected {(case.batch, widths[kind])}"
+            scale = 1.0 / (1.0 - rates[kind])
+            kept = np.abs(m - scale) <= 1e-6 * scale
+            assert np.all(kept | (m == 0.0)), (
+                f"{kind} mask entries must be exactly 0 or 1/(1-rate)={scale:.7g}; got {np.unique(m)}")
+            keeps.append(kept)
+        if not keeps:
+            applied[kind] = None
+        else:
+            applied[kind] = keeps if per_gate else [keeps[0]] * GATES[c.kind]
+    return applied
+
+
+def reference_with_masks(case, applied):
+    from reference.dropout import run_layer_with_dropout
+    c = case.config
+    spec = c.cell_spec(adapter.conventions()["hard_sigmoid"])
+    w = case.weights
+    res = run_layer_with_dropout(spec, case.x, w[0], w[1], w[2] if c.use_bias else None,
+                                 input_keep=applied["input"], dropout=case.dropout,
+                                 recurrent_keep=applied["recurrent"], recurrent_dropout=case.recurrent_dropout,
+                                 go_backwards=c.go_backwards)
+    return [res.sequence] + list(res.states)
+
+
+def exact_dropout_case(case, dropout, recurrent_dropout):
+    config = case.config.__class__(**{**case.config.__dict__, "return_sequences": True, "return_state": True})
+    if not dropout and not recurrent_dropout:
+        dropout = 0.3
+    case.config, case.training, case.dropout, case.recurrent_dropout = config, True, dropout, recurrent_dropout
+    return case
+
+
+def check_exact_dropout(case, seed, *, compiled):
+    __tracebackhide__ = True
+    if expected_dropout_masks(case) is None:
+        outcomes.unsupported(f"dropout mask convention not read for Keras {adapter.KERAS_VERSION}")
+        return
+    if compiled and not adapter.conventions()["dropout_masks_outside_loop"]:
+        outcomes.unsupported("masks drawn inside the compiled time loop cannot be returned by the graph")
+        return
+    entry = divergence_for(case)
+    seed_kw = {"seed": seed} if adapter.conventions()["dropout_seed_argument"] else {}
+    layer = keras_layer(case.config, case.features, dropout=case.dropout,
+                        recurrent_dropout=case.recurrent_dropout, **seed_kw)
+    adapter.set_weights(layer, case.weights)
+    result = call_unless_listed_crash(
+        entry, lambda: adapter.call_recording_dropout(layer, case.x, compiled=compiled), what="training=True")
+    if result is None:
+        return
+    outputs, draws = result
+    applied = check_masks(case, draws)
+    expected = reference_with_masks(case, applied)
+    atol, rtol = tolerance()
+    path = "compiled" if compiled else "eager"
+    assert len(outputs) == len(expected), f"{len(outputs)} values returned, expected {len(expected)}"
+    for name, a, e in zip(["sequence", "h", "c"], outputs, expected):
+        diff = np.abs(np.asarray(a) - e)
+        assert a.shape == e.shape and np.all(diff <= atol + rtol * np.abs(e)), (
+            f"[{path}] {name} differs from the reference run with the recovered masks by up to "
+            f"{diff.max():.3g} (atol {atol}, rtol {rtol}); dropout={case.dropout} "
+            f"recurrent_dropout={case.recurrent_dropout}; config {case.config.one_line(case.features)}")
+    outcomes.asserted_formulas()
+
+
+@given(cases(layer_configs(bidirectional=False), features=st.integers(2, 5), batch=st.integers(2, 4),
+             with_masks=False, with_initial_state=False),
+       DROPOUT_RATES, RECURRENT_RATES, st.integers(0, 2**16))
+@settings(max_examples=scaled_examples(0.5))
+def test_training_dropout_is_exact(case, dropout, recurrent_dropout, seed):
+    """Eager training call: the masks drawn are the convention's, 0 or 1/(1-rate), drawn once per
+    call, and the outputs and final states are the reference's with those masks at every step."""
+    check_exact_dropout(exact_dropout_case(case, dropout, recurrent_dropout), seed, compiled=False)
+
+
+@given(cases(layer_configs(bidirectional=False), features=st.integers(2, 5), batch=st.integers(2, 4),
+             with_masks=False, with_initial_state=False),
+       DROPOUT_RATES, RECURRENT_RATES, st.integers(0, 2**16))
+@settings(max_examples=scaled_examples(0.15))
+def test_compiled_training_dropout_is_exact(case, dropout, recurrent_dropout, seed):
+    """The same on the compiled path (tf.function / jax.jit; the masks traced are returned by the
+    graph); on torch the eager call, which is what Keras 3 runs there."""
+    check_exact_dropout(exact_dropout_case(case, dropout, recurrent_dropout), seed, compiled=True)
+
+
+#: false-alarm probability of the binomial claim, per run (both kinds and every rate together)
+FALSE_ALARM = 1e-6
+BINOMIAL_RATES = (0.25, 0.6)
+
+
+def _binomial_pmf(n, rate):
+    from math import lgamma, log
+    k = np.arange(n + 1)
+    lg = np.array([lgamma(i + 1) for i in range(n + 1)])
+    with np.errstate(divide="ignore"):
+        logs = lg[n] - lg - lg[::-1] + k * log(rate) + (n - k) * log(1 - rate) if 0 < rate < 1 else None
+    return np.exp(logs)
+
+
+def binomial_tails(k, n, rate):
+    """``(P(X <= k), P(X >= k))`` for X ~ Binomial(n, rate), in float64 (no scipy in the Keras envs)."""
+    pmf = _binomial_pmf(n, rate)
+    return float(pmf[:k + 1].sum()), float(pmf[k:].sum())
+
+
+def binomial_power(n, rate, alpha, shift_probability=0.999):
+    """The smallest |rate error| (grid 1e-4) that the equal-tailed binomial test at level
+    ``alpha`` detects with probability ``shift_probability``."""
+    cdf = np.cumsum(_binomial_pmf(n, rate))
+    lo = int(np.searchsorted(cdf, alpha / 2))               # reject k < lo
+    hi = int(np.searchsorted(cdf, 1 - alpha / 2)) + 1       # reject k >= hi (approximately)
+    for d in np.arange(1e-4, 0.5, 1e-4):
+        up, down = np.cumsum(_binomial_pmf(n, min(rate + d, 0.999))), np.cumsum(_binomial_pmf(n, max(rate - d, 1e-3)))
+        if min(1 - up[hi - 1], down[lo - 1] if lo > 0 else 0.0) >= shift_probability:
+            return float(d)
+    return None
+
+
+def test_dropped_fraction_matches_rate():
+    """One LSTM training call, implementation 1 (per-gate masks on Keras >= 3.8; Keras 2 draws 4
+    per rate too): every drawn mask entry is dropped with probability `rate`. Pooled over the
+    masks of each kind: an exact equal-tailed binomial test, false alarm <= 1e-6 per run (Bonferroni
+    over the two kinds). With 4 masks of 128 x 64 = 32768 entries per kind the test detects a
+    rate off by 0.0197 (rate 0.25) / 0.0221 (rate 0.6) with probability 0.999 (binomial_power(32768, rate, 5e-7))."""
+    from dataclasses import replace
+    from spec.cases import Case, LayerConfig, random_weights
+    rng = np.random.default_rng(7)
+    config = LayerConfig(kind="lstm", units=64, implementation=1, return_sequences=True)
+    case = Case(config, 64, random_weights(config, 64, rng), rng.standard_normal((128, 2, 64)),
+                training=True, dropout=BINOMIAL_RATES[0], recurrent_dropout=BINOMIAL_RATES[1])
+    if expected_dropout_masks(case) is None:
+        outcomes.unsupported(f"dropout mask convention not read for Keras {adapter.KERAS_VERSION}")
+        return
+    layer = keras_layer(config, 64, dropout=case.dropout, recurrent_dropout=case.recurrent_dropout)
+    _, draws = adapter.call_recording_dropout(layer, case.x)
+    alpha = FALSE_ALARM / 2
+    for kind, rate in (("input", case.dropout), ("recurrent", case.recurrent_dropout)):
+        masks = [m for k, _, m in draws if k == kind]
+        assert masks, f"no {kind} masks drawn"
+        n = sum(m.size for m in masks)
+        dropped = int(sum((m == 0).sum() for m in masks))
+        below, above = binomial_tails(dropped, n, rate)
+        assert min(below, above) >= alpha / 2, (
+            f"{kind} dropout: {dropped} of {n} entries dropped ({dropped / n:.4f}), rate {rate}: "
+            f"P(X <= k) = {below:.2e}, P(X >= k) = {above:.2e}, below {alpha / 2:.1e} (equal-tailed binomial test)")
+    outcomes.asserted_formulas()
+
+
+@given(st.sampled_from(["simple_rnn", "lstm", "gru"]), st.integers(0, 2**16))
+@settings(max_examples=scaled_examples(0.05))
+def test_same_seed_same_masks(kind, seed):
+    """Two layers built with the same ``seed`` draw the same masks on their first training call
+    (Keras 3: "seed: Random seed for dropout"); Keras 2.15's layers have no seed argument."""
+    if not adapter.conventions()["dropout_seed_argument"]:
+        outcomes.unsupported(f"Keras {adapter.KERAS_VERSION} layers take no dropout seed")
+        return
+    from spec.cases import LayerConfig
+    config = LayerConfig(kind=kind, units=8, return_sequences=True)
+    x = np.random.default_rng(seed).standard_normal((4, 3, 6))
+    runs = []
+    for _ in range(2):
+        layer = keras_layer(config, 6, dropout=0.5, recurrent_dropout=0.5, seed=seed)
+        runs.append([m for _, _, m in adapter.call_recording_dropout(layer, x)[1]])
+    assert len(runs[0]) == len(runs[1]) and all(np.array_equal(a, b) for a, b in zip(*runs)), \
+        f"seed={seed}: two {kind} layers with the same seed drew different dropout masks"
     outcomes.asserted_formulas()

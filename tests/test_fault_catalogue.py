@@ -8,6 +8,9 @@
   a 1e-3 activation error, a time-order bug and a mask bug -- each run as a
   real pytest subprocess with ``-p faults.plugin``, exactly as the mutation
   runner does.
+- Gradient-only faults (``GRADIENT_ONLY``): the forward values stay bit for bit the
+  same (so no forward chapter can catch them) while the gradients change; each fails
+  ``spec/test_gradients.py`` (``@pytest.mark.slow``).
 - Whole catalogue (``@pytest.mark.slow``; runs only with
   ``RNNSPEC_FULL_CATALOGUE=1``, otherwise skipped): ``python -m tools.mutation
   --all`` must exit 0 -- clean run green, no fault escapes. The tox env
@@ -139,3 +142,69 @@ def test_a_backend_fault_is_unsupported_on_another_backend():
     from faults.gpu import GPU_FAULTS
     for f in GPU_FAULTS:
         assert f.supported() == (adapter.IS_KERAS3 and adapter.BACKEND in f.backends)
+
+# --------------------------------------------------------------------------- gradient-only faults
+
+#: faults that leave every forward value bit for bit unchanged and change only the gradient:
+#: no forward claim can catch them; spec/test_gradients.py must
+GRADIENT_ONLY = ["recurrent_kernel_stop_gradient", "state_detached_between_steps",
+                 "tanh_gradient_from_input", "sigmoid_gradient_off_1pct"]
+
+
+def _forward_and_gradients(kind, compiled):
+    """A fresh LSTM/GRU/SimpleRNN (built now, so that a fault applied before is in it): outputs
+    and gradients of a fixed case, with a mask and an initial state."""
+    import numpy as np
+    from spec import adapter
+    from spec.cases import Case, LayerConfig, keras_layer, random_weights
+    rng = np.random.default_rng(5)
+    config = LayerConfig(kind=kind, units=3, return_sequences=True, return_state=True)
+    x = rng.uniform(-1, 1, (2, 4, 2))
+    init = [rng.uniform(-0.5, 0.5, (2, 3)) for _ in range(config.n_states)]
+    mask = np.array([[True, True, False, True], [True, True, True, True]])
+    case = Case(config, 2, random_weights(config, 2, rng), x, mask=mask, initial_state=init)
+    layer = keras_layer(config, 2)
+    adapter.set_weights(layer, case.weights)
+    outputs = adapter.call(layer, x, mask=mask, initial_state=init)
+    grad = adapter.gradient_call(layer, has_mask=True, n_initial_states=len(init), n_outputs=len(outputs),
+                                 compiled=compiled)
+    coefficients = [rng.uniform(-1, 1, np.shape(o)) for o in outputs]
+    return outputs, grad(case.weights, x, mask, init, coefficients)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", GRADIENT_ONLY)
+def test_gradient_only_faults_leave_the_forward_pass_alone(name):
+    """Bit-identical forward values (so every forward chapter misses it), different gradients."""
+    import numpy as np
+    adapter = _keras_or_skip()
+    fault = get(name)
+    assert fault.expected == "spec/test_gradients.py"
+    if not fault.supported():
+        pytest.skip(f"{name} is implemented for Keras {fault.majors}, not {adapter.KERAS_VERSION}")
+    kind = "gru" if name == "sigmoid_gradient_off_1pct" else "lstm"
+    compiled = adapter.BACKEND != "torch"
+    clean_out, clean_grad = _forward_and_gradients(kind, compiled)
+    with fault.active():
+        out, grad = _forward_and_gradients(kind, compiled)
+    for a, b in zip(clean_out, out):
+        assert np.array_equal(a, b), f"{name} changed a forward value by {np.max(np.abs(a - b)):.2e}"
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(clean_grad, grad))
+    assert diff > 1e-4, f"{name}: no gradient changed (max |diff| {diff:.2e})"
+
+
+@pytest.mark.slow
+@pytest.mark.keras
+@pytest.mark.parametrize("name", GRADIENT_ONLY)
+def test_gradient_only_faults_are_caught_by_the_gradient_chapter(name):
+    """Each gradient-only fault fails spec/test_gradients.py (a pytest subprocess, as the mutation
+    runner runs it; 20-60 s each on TF CPU, hence slow)."""
+    _keras_or_skip()
+    if not get(name).supported():
+        pytest.skip(f"{name} is not implemented for this Keras")
+    from tools.mutation import run_suite
+    result = run_suite(sys.executable, ["spec/test_gradients.py"], fault=name, timeout=600)
+    assert result["status"] == "caught", (
+        f"fault {name} was not caught by spec/test_gradients.py: {result['status']} "
+        f"(exit {result['exit_code']})\n{result.get('detail', '')}{result.get('output_tail', '')[-3000:]}")
+    assert result["reason"].startswith("AssertionError"), result["reason"]
