@@ -155,7 +155,7 @@ def _k3():
 
 def _src(path):
     """``keras.src.<path>`` (or ``tf_keras.src.<path>``) of the Keras under test."""
-    return importlib.import_module(f"{_adapter().KERAS_PACKAGE}.src.{path}")
+    return _adapter().internal_module(path)
 
 
 def _rnn_layer_module():

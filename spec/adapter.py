@@ -263,17 +263,22 @@ class KernelSpy:
 
 # --------------------------------------------------------------------------- dropout masks
 
+def internal_module(path):
+    """``keras.src.<path>`` (or where this version keeps it: conventions.toml internal_package)."""
+    import importlib
+    return importlib.import_module(conventions()["internal_package"].format(package=KERAS_PACKAGE) + "." + path)
+
+
 def _dropout_patch_points():
     """(cell owner, {method: kind}, primitive owner, primitive name, rate argument position)."""
-    import importlib
     if IS_KERAS3:
-        cell = importlib.import_module("keras.src.layers.rnn.dropout_rnn_cell").DropoutRNNCell
-        backend_pkg = importlib.import_module("keras.src.backend")
+        cell = internal_module("layers.rnn.dropout_rnn_cell").DropoutRNNCell
+        backend_pkg = internal_module("backend")
         # DropoutRNNCell._create_dropout_mask calls backend.random.dropout(ones, rate=..., seed=...)
         return (cell, {"get_dropout_mask": "input", "get_recurrent_dropout_mask": "recurrent"},
                 backend_pkg.random, "dropout", 1)
-    mixin = importlib.import_module(f"{KERAS_PACKAGE}.src.layers.rnn.dropout_rnn_cell_mixin")
-    backend_mod = importlib.import_module(f"{KERAS_PACKAGE}.src.backend")
+    mixin = internal_module("layers.rnn.dropout_rnn_cell_mixin")
+    backend_mod = internal_module("backend")
     # _generate_dropout_mask calls generator.dropout(ones, rate), generator a backend.RandomGenerator
     return (mixin.DropoutRNNCellMixin,
             {"get_dropout_mask_for_cell": "input", "get_recurrent_dropout_mask_for_cell": "recurrent"},
