@@ -587,6 +587,7 @@ WEIGHTS_SUFFIX = {"weights.h5": ".weights.h5", "h5": ".h5", "tf": ""}
 MODEL_SUFFIX = {"keras": ".keras", "h5": ".h5", "savedmodel": "", "export": ""}
 
 
+@subject
 def model_of(layer, timesteps, features):
     """A functional model around an already built ``layer``: inputs (batch, timesteps, features)."""
     inputs = keras.Input(shape=(timesteps, features))

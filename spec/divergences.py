@@ -92,6 +92,10 @@ def cudnn_eligible_lstm_placed_on_cpu(case):
             and case.mask is None and not case.recurrent_dropout)
 
 
+def bidirectional_returning_state(case):
+    return bool(case.config.bidirectional) and case.config.return_state
+
+
 def unrolled_backwards_with_mask(case):
     c = case.config
     return c.unroll and _runs_backwards(c) and case.mask is not None
@@ -148,7 +152,8 @@ PREDICATES = {f.__name__: f for f in [stateful_reset,
                                       stateful_call_with_batch_one,
                                       stateful_non_lstm_call_with_batch_one,
                                       implementation_1_input_dropout_in_training,
-                                      cudnn_eligible_lstm_placed_on_cpu]}
+                                      cudnn_eligible_lstm_placed_on_cpu,
+                                      bidirectional_returning_state]}
 
 
 @functools.cache
