@@ -24,23 +24,42 @@ _MAX_CACHED = 256
 stats = {"hits": 0, "misses": 0}
 
 
-def runner_for(case, *, compiled=True, device="cpu"):
-    """A callable ``(weights, x, mask, initial_state) -> [outputs]`` for ``case`` on ``device``.
-
-    ``compiled``: False (eager), True (the backend's first compiled path) or a
-    name from :data:`COMPILED_PATHS`.
-    """
+def _graph_shape(case, compiled, device):
+    """``(compiled path, fixed timesteps or None, cache key)``: everything that fixes ``case``'s traced graph."""
     if compiled is True:
         compiled = COMPILED_PATHS[0]
     c = case.config
     timesteps = case.timesteps if (c.unroll and adapter.BACKEND == "tensorflow") else None
     key = (c, case.features, case.mask is not None, len(case.initial_state or ()),
            case.training, compiled, timesteps, device)
-    if key in _CACHE:
+    return compiled, timesteps, key
+
+
+def _cached(cache, key, build):
+    """``cache[key]``, built by ``build()`` on a miss; the least recently used entry goes past _MAX_CACHED."""
+    if key in cache:
         stats["hits"] += 1
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+        cache.move_to_end(key)
+        return cache[key]
     stats["misses"] += 1
+    cache[key] = built = build()
+    if len(cache) > _MAX_CACHED:
+        cache.popitem(last=False)
+    return built
+
+
+def runner_for(case, *, compiled=True, device="cpu"):
+    """A callable ``(weights, x, mask, initial_state) -> [outputs]`` for ``case`` on ``device``.
+
+    ``compiled``: False (eager), True (the backend's first compiled path) or a
+    name from :data:`COMPILED_PATHS`.
+    """
+    compiled, timesteps, key = _graph_shape(case, compiled, device)
+    return _cached(_CACHE, key, lambda: _build_runner(case, compiled, timesteps, device))
+
+
+def _build_runner(case, compiled, timesteps, device):
+    c = case.config
     with adapter.device_scope(device):
         layer = keras_layer(c, case.features)
         if compiled:
@@ -60,9 +79,6 @@ def runner_for(case, *, compiled=True, device="cpu"):
             run.kernel = spy.kernel()
         return out
     run.kernel = "generic-loop" if c.kind != "simple_rnn" else "n/a"
-    _CACHE[key] = run
-    if len(_CACHE) > _MAX_CACHED:
-        _CACHE.popitem(last=False)
     return run
 
 
@@ -81,18 +97,13 @@ _GRADIENT_CACHE = OrderedDict()
 def gradient_runner_for(case, *, compiled=True, device="cpu"):
     """A callable ``(weights, x, mask, initial_state, coefficients) -> [gradients]`` for ``case``
     (``spec.adapter.gradient_call``), cached per graph shape as :func:`runner_for` caches calls."""
-    if compiled is True:
-        compiled = COMPILED_PATHS[0]
+    compiled, timesteps, key = _graph_shape(case, compiled, device)
+    return _cached(_GRADIENT_CACHE, key, lambda: _build_gradient_runner(case, compiled, timesteps, device))
+
+
+def _build_gradient_runner(case, compiled, timesteps, device):
     c = case.config
-    timesteps = case.timesteps if (c.unroll and adapter.BACKEND == "tensorflow") else None
     n_outputs = (2 if c.bidirectional == "none" else 1) + (c.n_states if c.return_state else 0)
-    key = (c, case.features, case.mask is not None, len(case.initial_state or ()),
-           case.training, compiled, timesteps, device)
-    if key in _GRADIENT_CACHE:
-        stats["hits"] += 1
-        _GRADIENT_CACHE.move_to_end(key)
-        return _GRADIENT_CACHE[key]
-    stats["misses"] += 1
     with adapter.device_scope(device):
         layer = keras_layer(c, case.features)
         inner = adapter.gradient_call(layer, has_mask=case.mask is not None,
@@ -104,9 +115,6 @@ def gradient_runner_for(case, *, compiled=True, device="cpu"):
     def run(weights, x, mask, initial_state, coefficients):
         with adapter.device_scope(device):
             return inner(weights, x, mask, initial_state, coefficients)
-    _GRADIENT_CACHE[key] = run
-    if len(_GRADIENT_CACHE) > _MAX_CACHED:
-        _GRADIENT_CACHE.popitem(last=False)
     return run
 
 
