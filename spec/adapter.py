@@ -207,7 +207,20 @@ def _spied_modules():
     return backend_pkg, tuple(entry_points), fused
 
 
-class KernelSpy:
+class _Patches:
+    """A context manager's monkeypatches: ``_patch`` replaces an attribute, leaving undoes them in reverse."""
+
+    def _patch(self, owner, name, value, original):
+        setattr(owner, name, value)
+        self._undo.append((owner, name, original))
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+
+class KernelSpy(_Patches):
     """Records which kernel each LSTM/GRU call took: "cudnn", "backend-fused" or "generic-loop".
 
     Keras 3 layers first try ``keras.src.backend.lstm``/``gru`` (cuDNN where the
@@ -233,8 +246,7 @@ class KernelSpy:
                 out = _original(*a, **k)
                 cudnn_hits.append(True)   # counted only once it returned: torch falls back silently
                 return out
-            setattr(module, name, cudnn)
-            self._undo.append((module, name, original))
+            self._patch(module, name, cudnn, original)
         for name in fused:
             original = getattr(backend_pkg, name)
 
@@ -247,14 +259,8 @@ class KernelSpy:
                     raise
                 self.calls.append((_name, "cudnn" if cudnn_hits else "backend-fused"))
                 return out
-            setattr(backend_pkg, name, spy)
-            self._undo.append((backend_pkg, name, original))
+            self._patch(backend_pkg, name, spy, original)
         return self
-
-    def __exit__(self, *exc):
-        for module, name, original in reversed(self._undo):
-            setattr(module, name, original)
-        self._undo.clear()
 
     def kernel(self):
         """The kernel of the last call; "generic-loop" when lstm/gru was never asked."""
@@ -285,7 +291,7 @@ def _dropout_patch_points():
             backend_mod.RandomGenerator, "dropout", 2)
 
 
-class DropoutSpy:
+class DropoutSpy(_Patches):
     """Records every dropout mask a recurrent cell draws while active.
 
     Instruments the backend's dropout primitive (Keras 3: ``backend.random.dropout``,
@@ -318,8 +324,7 @@ class DropoutSpy:
             if not IS_KERAS3:
                 from tensorflow.python.util import tf_decorator
                 getter = tf_decorator.make_decorator(original, getter)
-            setattr(cell, name, getter)
-            self._undo.append((cell, name, original))
+            self._patch(cell, name, getter, original)
         original = vars(prim_owner)[prim_name]
 
         def primitive(*a, _original=original, **k):
@@ -327,14 +332,8 @@ class DropoutSpy:
             rate = k["rate"] if "rate" in k else a[rate_at]
             self.draws.append((self._kind[-1] if self._kind else None, float(rate), out))
             return out
-        setattr(prim_owner, prim_name, primitive)
-        self._undo.append((prim_owner, prim_name, original))
+        self._patch(prim_owner, prim_name, primitive, original)
         return self
-
-    def __exit__(self, *exc):
-        for owner, name, original in reversed(self._undo):
-            setattr(owner, name, original)
-        self._undo.clear()
 
 
 def call_recording_dropout(layer, x, *, compiled=False):
