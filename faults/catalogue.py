@@ -1056,6 +1056,46 @@ def _(p):
     _custom_gradient_activation(p, "sigmoid", lambda ops, x, y: 1.01 * y * (1.0 - y))
 
 
+# --------------------------------------------------------------------------- optimizer-step faults
+#
+# Forward values and the gradients of chapter 2b are untouched: only what `fit` /
+# `train_on_batch` does with them changes (spec/test_training.py).
+
+@fault("optimizer_skips_repeated_variable_names",
+       "the optimizer keys its per-variable updates by the variable's short name, so a second "
+       "variable named like an earlier one (every layer's `kernel`, `bias`) gets no update: "
+       "training silently freezes all but the first layer's weights",
+       majors=(3,), expected="spec/test_training.py", region="fit/train_on_batch only")
+def _(p):
+    def make(original):
+        def apply(self, grads, trainable_variables=None):
+            variables = list(trainable_variables) if trainable_variables is not None else self._trainable_variables
+            seen, kept = set(), []
+            for g, v in zip(grads, variables):
+                name = v.name.split("/")[-1]
+                kept.append(g if name not in seen else g * 0.0)
+                seen.add(name)
+            return original(self, kept, trainable_variables)
+        return apply
+    p.wrap(_src("optimizers.base_optimizer").BaseOptimizer, "apply", make)
+
+
+@fault("bidirectional_backward_half_frozen",
+       "Bidirectional rebuilds its backward half without the trainable flag of its variables "
+       "(they come out trainable=False): the backward half never learns, while its forward "
+       "values and the gradients a tape computes are unchanged",
+       majors=(3,), expected="spec/test_training.py", region="fit/train_on_batch only, Bidirectional")
+def _(p):
+    def make(original):
+        def build(self, *args, **kwargs):
+            result = original(self, *args, **kwargs)
+            for v in self.backward_layer.weights:
+                v.trainable = False
+            return result
+        return build
+    p.wrap(_src("layers.rnn.bidirectional").Bidirectional, "build", make)
+
+
 # --------------------------------------------------------------------------- regional faults
 #
 # Faults confined to one small region of the behavior (faults/regional.py).

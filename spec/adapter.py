@@ -631,6 +631,33 @@ def save_model_then_load(model, directory, fmt):
         model.save(path)
     return keras.models.load_model(path)
 
+# --------------------------------------------------------------------------- one training step
+
+@subject
+def training_model(layer, *, timesteps, features, head_units, masking):
+    """``[Masking(0.0)] -> layer -> Dense(head_units)``, compiled with plain SGD (no momentum)
+    and the mean squared error, as the article trains its models (``model.compile(optimizer=...,
+    loss="mse")``). ``layer`` is built already; ``masking`` puts a Masking(mask_value=0.0) layer
+    in front, the documented way to mask a Sequential model's inputs."""
+    inputs = keras.Input(shape=(timesteps, features))
+    h = keras.layers.Masking(mask_value=0.0)(inputs) if masking else inputs
+    outputs = keras.layers.Dense(head_units)(layer(h))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.0), loss="mse")
+    return model
+
+
+@subject
+def sgd_train_step(model, weights, x, y, learning_rate):
+    """Set ``weights`` (``model.weights`` order) and the learning rate, run one
+    ``model.train_on_batch(x, y)``, and return the weights after the step. The model keeps its
+    traced train function, so later examples of the same graph shape cost one call each."""
+    model.set_weights([np.asarray(w, np.float32) for w in weights])
+    model.optimizer.learning_rate = learning_rate    # a variable: assigned, not retraced
+    model.train_on_batch(np.asarray(x, np.float32), np.asarray(y, np.float32))
+    return [to_numpy(w) for w in model.weights]
+
+
 # --------------------------------------------------------------------------- gradients
 
 def gradient_call(layer, *, has_mask, n_initial_states, n_outputs, compiled, training=False,

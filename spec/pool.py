@@ -104,12 +104,18 @@ def _pairs(row, names, triples=True):
     return covered
 
 
-def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=None, triples=True):
+def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=None, triples=True, rules=None):
     """A list of GraphShapes: the default first, then a greedy covering, then random fill.
 
     ``values`` replaces the values of some dimensions (e.g. the wide tier's
-    sizes); ``triples=False`` covers pairs only (for costly compiled paths).
+    sizes), or adds one (``bidirectional`` next to ``go_backwards``);
+    ``triples=False`` covers pairs only (for costly compiled paths); ``rules``
+    maps a row to the row the pool holds instead, after the common ones (the
+    pairs it rules out are not required).
     """
+    def normalise(row):
+        row = _normalise(row)
+        return rules(row) if rules else row
     size = size or int(os.environ.get("RNNSPEC_POOL_SIZE", 0))
     seed = pool_seed() if seed is None else seed
     rng = random.Random(f"{seed}-{bidirectional}-{kinds}" + (f"-{sorted(values.items())}-{triples}" if values else ""))
@@ -131,14 +137,14 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=
     for dims_combo in combos:
         for values in itertools.product(*(dims[n] for n in dims_combo)):
             wanted = dict(zip(dims_combo, values))
-            row = _normalise({**default, **wanted})
+            row = normalise({**default, **wanted})
             if all(row[n] == v for n, v in wanted.items()):  # e.g. SimpleRNN with implementation=1 does not exist
                 uncovered.add(tuple(wanted.items()))
-    rows = [_normalise(default)]
+    rows = [normalise(default)]
     uncovered -= _covers(rows[0], names)
 
     def random_row():
-        return _normalise({name: rng.choice(values) for name, values in dims.items()})
+        return normalise({name: rng.choice(values) for name, values in dims.items()})
 
     while uncovered:
         # seed each candidate with one uncovered pair, then pick the best of a few
@@ -146,7 +152,7 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=
         pending = sorted(uncovered, key=repr)
         for _ in range(40):
             row = random_row()
-            row = _normalise({**row, **dict(rng.choice(pending))})
+            row = normalise({**row, **dict(rng.choice(pending))})
             candidates.append(row)
         best = max(candidates, key=lambda r: len(_covers(r, names) & uncovered))
         if not _covers(best, names) & uncovered:
@@ -180,6 +186,22 @@ _FUSED = {"activation": ("tanh",), "recurrent_activation": ("sigmoid",), "use_bi
           "reset_after": (True,), "unroll": (False,), "mask": ("none", "right_padded"),
           "units": (1, 4, 20, 64), "features": (1, 3, 32), "batch": (1, 3, 8), "timesteps": (1, 4, 16)}
 
+def _one_training_step(row):
+    """The training-step pool's rules (spec/test_training.py): a Bidirectional wrapper takes
+    no inner ``go_backwards`` here, and a masked input is read by a layer that returns only
+    its last output (a masked sequence output would carry its mask into the loss, whose
+    normalisation is the loss's behavior, not the recurrent layer's)."""
+    if row["bidirectional"]:
+        # as in every other pool and strategy: no inner go_backwards, no explicit
+        # zero_output_for_mask (Keras's Bidirectional overrides it on both halves with
+        # return_sequences; the reference does not model that yet -- issue #10)
+        row["go_backwards"] = False
+        row["zero_output_for_mask"] = None
+    if row["mask"] != "none":
+        row["return_sequences"] = False
+    return row
+
+
 POOLS = {
     # the tiny tier: every pair of values, every triple of the loop-steering ones
     "single": dict(bidirectional=False),
@@ -202,6 +224,14 @@ POOLS = {
     # Masks: none (every backend's kernel) or right-padded (TF's cuDNN takes those).
     "fused-kernel": dict(bidirectional=False, kinds=("lstm", "gru"), values=_FUSED),
     "fused-kernel-bidirectional": dict(bidirectional=True, kinds=("lstm", "gru"), values=_FUSED),
+    # one train_on_batch per example (spec/test_training.py): a traced train step costs about
+    # 0.3 s on TF CPU, so pairs only, single layers and two merge modes (merge_mode=None
+    # returns two tensors, which a Dense head does not take), masks from a Masking layer
+    "training": dict(bidirectional=False, triples=False, rules=_one_training_step,
+                     values={"units": (1, 4), "features": (1, 3), "batch": (1, 3), "timesteps": (1, 4),
+                             "activation": ("tanh", "relu"), "recurrent_activation": ("sigmoid", "hard_sigmoid"),
+                             "return_state": (False,), "initial_state": (False,),
+                             "mask": ("none", "right_padded", "holes"), "bidirectional": (None, "concat", "ave")}),
 }
 
 
