@@ -1,4 +1,4 @@
-"""Examples per second of the LSTM equivalence property, per backend.
+"""Examples per second of the LSTM equivalence and gradient properties, per backend.
 
 Run: ``pytest bench --benchmark-only -s`` (or ``tox -e bench``); the backend
 is whatever ``KERAS_BACKEND`` / the installed Keras says. Not part of the
@@ -19,6 +19,9 @@ Numbers, printed at the end and stored in the benchmark JSON's ``extra_info``:
 - ``property``: examples/s; ``cold`` is the first round in a fresh process
   (every graph shape traced or compiled for the first time: what every CI run
   pays), ``steady`` the mean of the later rounds (graphs reused);
+- ``gradient``: the same for the gradient property (``spec.test_gradients.check_gradients``,
+  the compiled gradient path, drawn coefficients) over the same pool and the same number of
+  examples;
 - ``bare_call``: compiled Keras calls/s on an already-built LSTM with new
   weights and new inputs each call, through Keras alone (no rnnspec code, so
   it is the same in every checkout), the floor cost per example. The ratios
@@ -28,12 +31,13 @@ Numbers, printed at the end and stored in the benchmark JSON's ``extra_info``:
 import math
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from spec import adapter
 from spec.pool import covering_pool
 from spec.strategies import pooled_cases
 from spec.test_equivalence import check
+from spec.test_gradients import check_gradients, draw_coefficients
 
 N_EXAMPLES = 200      # ci profile: scaled_examples(5) = 5 x 40 for test_layer_matches_reference
 RESULTS = {}
@@ -60,6 +64,32 @@ def test_lstm_property_examples_per_second(benchmark):
     cold = per_round / rounds[0]
     steady = per_round / (sum(rounds[1:]) / len(rounds[1:]))
     RESULTS["property"] = (cold, steady, per_round, len(pool))
+    benchmark.extra_info.update(backend=adapter.BACKEND, pool_entries=len(pool), examples_per_round=per_round,
+                                cold_examples_per_s=round(cold, 1), steady_examples_per_s=round(steady, 1))
+
+
+def _gradient_round(pool, per_entry, counter):
+    hard_sigmoid = adapter.conventions()["hard_sigmoid"]
+    for shape in pool:
+        @settings(max_examples=per_entry, derandomize=False, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(data=st.data(), case=pooled_cases([shape]))
+        def lstm_gradients_match_reference(data, case):
+            check_gradients(case, draw_coefficients(data, case, hard_sigmoid), compiled=True)
+            counter[0] += 1
+        lstm_gradients_match_reference()
+
+
+def test_lstm_gradient_property_examples_per_second(benchmark):
+    pool = covering_pool(kinds=("lstm",))
+    per_entry = math.ceil(N_EXAMPLES / len(pool))
+    counter = [0]
+    benchmark.pedantic(_gradient_round, args=(pool, per_entry, counter), rounds=3, iterations=1)
+    rounds = benchmark.stats.stats.data
+    per_round = counter[0] / len(rounds)
+    cold = per_round / rounds[0]
+    steady = per_round / (sum(rounds[1:]) / len(rounds[1:]))
+    RESULTS["gradient"] = (cold, steady, per_round, len(pool))
     benchmark.extra_info.update(backend=adapter.BACKEND, pool_entries=len(pool), examples_per_round=per_round,
                                 cold_examples_per_s=round(cold, 1), steady_examples_per_s=round(steady, 1))
 
@@ -111,10 +141,13 @@ def test_bare_compiled_call_per_second(benchmark):
 
 
 def teardown_module(module):
-    if {"property", "bare_call"} <= RESULTS.keys():
-        cold, steady, per_round, entries = RESULTS["property"]
-        bare = RESULTS["bare_call"]
-        print(f"\nrnnspec bench [{adapter.BACKEND}, keras {adapter.KERAS_VERSION}]: LSTM property over "
-              f"{entries} pool entries, {per_round:.0f} examples/round: {cold:.1f} examples/s cold, "
-              f"{steady:.1f} steady; bare compiled call {bare:.1f} calls/s; "
-              f"ratio to bare {cold / bare:.3f} cold, {steady / bare:.3f} steady")
+    if "bare_call" not in RESULTS:
+        return
+    bare = RESULTS["bare_call"]
+    for key, what in (("property", "LSTM property"), ("gradient", "LSTM gradient property")):
+        if key in RESULTS:
+            cold, steady, per_round, entries = RESULTS[key]
+            print(f"\nrnnspec bench [{adapter.BACKEND}, keras {adapter.KERAS_VERSION}]: {what} over "
+                  f"{entries} pool entries, {per_round:.0f} examples/round: {cold:.1f} examples/s cold, "
+                  f"{steady:.1f} steady; bare compiled call {bare:.1f} calls/s; "
+                  f"ratio to bare {cold / bare:.3f} cold, {steady / bare:.3f} steady")

@@ -116,12 +116,10 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=
     def normalise(row):
         row = _normalise(row)
         return rules(row) if rules else row
-    size = size or int(os.environ.get("RNNSPEC_POOL_SIZE", 0))
     seed = pool_seed() if seed is None else seed
     rng = random.Random(f"{seed}-{bidirectional}-{kinds}" + (f"-{sorted(values.items())}-{triples}" if values else ""))
     dims = dimensions(bidirectional, kinds)
     dims.update(values or {})
-    names = sorted(dims)
     default = {name: vals[0] for name, vals in dims.items()}
     default.update(kind="lstm" if "lstm" in dims["kind"] else dims["kind"][0])
     for name, preferred in (("units", 4), ("features", 3), ("batch", 2), ("timesteps", 4)):
@@ -129,11 +127,25 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=
             default[name] = preferred
     if bidirectional:
         default["bidirectional"] = "concat"
-    _covers = functools.partial(_pairs, triples=triples)
+    triple_names = [n for n in sorted(dims) if n in CONTROL] if triples else []
+    return [_shape(r) for r in covering_rows(dims, default, normalise, rng, triple_names=triple_names, size=size)]
+
+
+def covering_rows(dims, default, normalise, rng, triple_names=(), size=None):
+    """Rows (dicts: dimension -> value) covering every pair of values of any two dimensions of
+    ``dims`` (and every triple of the ``triple_names``) that ``normalise`` allows: ``default``
+    first, then greedily the candidate covering most of what is left, then random rows up to
+    ``size`` (or ``$RNNSPEC_POOL_SIZE``)."""
+    size = size or int(os.environ.get("RNNSPEC_POOL_SIZE", 0))
+    names = sorted(dims)
+    triple_names = list(triple_names)
+
+    def _covers(row):
+        covered = {((a, row[a]), (b, row[b])) for a, b in itertools.combinations(names, 2)}
+        covered |= {tuple((n, row[n]) for n in trio) for trio in itertools.combinations(triple_names, 3)}
+        return covered
     uncovered = set()
-    combos = list(itertools.combinations(names, 2))
-    if triples:
-        combos += list(itertools.combinations([n for n in names if n in CONTROL], 3))
+    combos = list(itertools.combinations(names, 2)) + list(itertools.combinations(triple_names, 3))
     for dims_combo in combos:
         for values in itertools.product(*(dims[n] for n in dims_combo)):
             wanted = dict(zip(dims_combo, values))
@@ -141,7 +153,7 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=
             if all(row[n] == v for n, v in wanted.items()):  # e.g. SimpleRNN with implementation=1 does not exist
                 uncovered.add(tuple(wanted.items()))
     rows = [normalise(default)]
-    uncovered -= _covers(rows[0], names)
+    uncovered -= _covers(rows[0])
 
     def random_row():
         return normalise({name: rng.choice(values) for name, values in dims.items()})
@@ -154,14 +166,14 @@ def covering_pool(bidirectional=False, size=None, seed=None, kinds=None, values=
             row = random_row()
             row = normalise({**row, **dict(rng.choice(pending))})
             candidates.append(row)
-        best = max(candidates, key=lambda r: len(_covers(r, names) & uncovered))
-        if not _covers(best, names) & uncovered:
+        best = max(candidates, key=lambda r: len(_covers(r) & uncovered))
+        if not _covers(best) & uncovered:
             break   # the rest are pairs that normalisation rules out (e.g. SimpleRNN + implementation=1)
         rows.append(best)
-        uncovered -= _covers(best, names)
+        uncovered -= _covers(best)
     while len(rows) < size:
         rows.append(random_row())
-    return [_shape(r) for r in rows]
+    return rows
 
 
 def pool_seed():
@@ -232,11 +244,80 @@ POOLS = {
                              "activation": ("tanh", "relu"), "recurrent_activation": ("sigmoid", "hard_sigmoid"),
                              "return_state": (False,), "initial_state": (False,),
                              "mask": ("none", "right_padded", "holes"), "bidirectional": (None, "concat", "ave")}),
+    # model.predict on stacks of layers (spec/test_composition.py): StackShapes, see stack_pool
+    "stack": dict(triples=False),
 }
+
+
+@dataclass(frozen=True)
+class StackShape:
+    """Everything that fixes one traced ``model.predict`` of a stack (spec/test_composition.py):
+    the layers bottom to top (all but the top return sequences), the head, the input shape,
+    the mask kind (from a Masking layer) and the Dense head's width."""
+    layers: tuple
+    head: str            # none, dense, time_distributed, flatten
+    features: int
+    batch: int
+    timesteps: int
+    mask: str
+    dense_units: int
+
+    def row(self):
+        top, lower = self.layers[-1], self.layers[0]
+        row = {f"top_{k}": getattr(top, k) for k in STACK_LAYER_DIMS}
+        row.update({f"lower_{k}": getattr(lower, k) for k in STACK_LAYER_DIMS})
+        row.update(depth=len(self.layers), top_return_sequences=top.return_sequences, head=self.head,
+                   features=self.features, batch=self.batch, timesteps=self.timesteps, mask=self.mask,
+                   dense_units=self.dense_units)
+        return row
+
+
+#: per-layer dimensions of the stack pool (for the top layer and the layers below it)
+STACK_LAYER_DIMS = {"kind": ("lstm", "simple_rnn", "gru"), "units": (2, 4), "activation": ("tanh", "relu"),
+                    "bidirectional": (None, "concat", "ave"), "go_backwards": (False, True),
+                    "unroll": (False, True)}
+
+
+def _stack_rules(row):
+    for half in ("top", "lower"):
+        if row[f"{half}_bidirectional"]:
+            row[f"{half}_go_backwards"] = False
+    # a Dense on a sequence goes behind TimeDistributed or Flatten; on a last output it is plain
+    if row["head"] in ("time_distributed", "flatten") and not row["top_return_sequences"]:
+        row["head"] = "dense"
+    if row["head"] == "dense" and row["top_return_sequences"]:
+        row["head"] = "time_distributed"
+    return row
+
+
+def stack_pool(seed=None):
+    """Stacks of 2-3 layers with every pair of values of the dimensions in the StackShape's row
+    covered (the middle layer of a 3-stack is a copy of the lowest)."""
+    from spec.strategies import KINDS
+    dims = {f"{half}_{k}": v for half in ("top", "lower") for k, v in STACK_LAYER_DIMS.items()}
+    dims.update(depth=(2, 3), top_return_sequences=(False, True),
+                head=("none", "dense", "time_distributed", "flatten"), features=(1, 3), batch=(1, 3),
+                timesteps=(2, 5), mask=("none", "right_padded", "left_padded", "holes"), dense_units=(1, 3))
+    assert set(STACK_LAYER_DIMS["kind"]) == set(KINDS)
+    default = {name: vals[0] for name, vals in dims.items()}
+    default.update(top_bidirectional=None, lower_bidirectional=None, top_units=4, lower_units=4)
+    rng = random.Random(f"{pool_seed() if seed is None else seed}-stack")
+    shapes = []
+    for row in covering_rows(dims, default, _stack_rules, rng):
+        def layer(half, top):
+            return LayerConfig(**{k: row[f"{half}_{k}"] for k in STACK_LAYER_DIMS},
+                               return_sequences=row["top_return_sequences"] if top else True)
+        lower = layer("lower", False)
+        layers = (lower,) * (row["depth"] - 1) + (layer("top", True),)
+        shapes.append(StackShape(layers, row["head"], row["features"], row["batch"], row["timesteps"],
+                                 row["mask"], row["dense_units"]))
+    return shapes
 
 
 @functools.cache
 def named_pool(name):
+    if name == "stack":
+        return stack_pool()
     return covering_pool(**POOLS[name])
 
 
@@ -258,6 +339,8 @@ def entries(name):
 
 
 def _row(shape):
+    if hasattr(shape, "row"):
+        return shape.row()
     row = {k: getattr(shape.config, k) for k in LayerConfig.__dataclass_fields__}
     row.update(features=shape.features, batch=shape.batch, timesteps=shape.timesteps,
                mask=shape.mask, initial_state=shape.initial_state)

@@ -13,8 +13,11 @@ Dense per step) or ``Flatten`` (one Dense on all steps at once).
   formulas, applied layer by layer, give.
 """
 
+from collections import OrderedDict
+
 import numpy as np
-from hypothesis import given, strategies as st
+import pytest
+from hypothesis import given, settings, strategies as st
 
 import reference
 from spec import adapter
@@ -22,41 +25,34 @@ from spec.assertions import assert_matches_reference, tolerance
 from spec.cases import Case, keras_layer, random_weights, reference_outputs
 from spec.conformance import assert_values, call_unless_listed_crash, modelled_outputs
 from spec.divergences import divergence_for
-from spec.strategies import NUMERIC_FEATURES, SEEDS, layer_configs, masks
+from spec.pool import entries
+from spec.profiles import examples_per_entry
+from spec.runners import _cached
+from spec.strategies import SEEDS, masks
 
 
 @st.composite
-def stacks(draw):
-    depth = draw(st.integers(2, 3), label="depth")
-    layers = []
-    for i in range(depth):
-        top = i == depth - 1
-        config = draw(layer_configs(return_state=False, allow_zero_output_for_mask=False,
-                                    return_sequences=None if top else True,
-                                    units=st.integers(1, 4)))
-        if config.bidirectional == "none":  # two outputs: not stackable in a Sequential
-            config = config.__class__(**{**config.__dict__, "bidirectional": "concat"})
-        layers.append(config)
-    head = draw(st.sampled_from(["none", "dense", "time_distributed", "flatten"]), label="head")
-    if head in ("time_distributed", "flatten") and not layers[-1].return_sequences:
-        head = "dense"
-    if head == "dense" and layers[-1].return_sequences:
-        head = "time_distributed"
-    features = draw(NUMERIC_FEATURES, label="features")
-    batch, timesteps = draw(st.integers(1, 3)), draw(st.integers(1, 5))
+def stacks(draw, shape):
+    """Fresh weights, inputs, mask pattern and Dense head for the stack ``shape`` (a
+    ``spec.pool.StackShape``)."""
+    layers, head, features = list(shape.layers), shape.head, shape.features
     rng = np.random.default_rng(draw(SEEDS, label="data_seed"))
-    x = rng.uniform(-1, 1, (batch, timesteps, features)).astype(np.float32).astype(np.float64)
-    mask = draw(masks(batch, timesteps, kinds=("none", "right_padded", "left_padded", "holes")))
+    x = rng.uniform(-1, 1, (shape.batch, shape.timesteps, features)).astype(np.float32).astype(np.float64)
+    mask = draw(masks(shape.batch, shape.timesteps, kinds=(shape.mask,)))
     if mask is not None:
         x[~mask] = 0.0   # what Masking(mask_value=0.0) will recognise
     width, weights = features, []
     for c in layers:
         weights.append(random_weights(c, width, rng))
         width = c.units * (2 if c.bidirectional == "concat" else 1)
-    dense_units = draw(st.integers(1, 3), label="dense_units")
-    dense_in = width * timesteps if head == "flatten" else width
-    dense = [rng.standard_normal((dense_in, dense_units)) / np.sqrt(dense_in), rng.uniform(-0.5, 0.5, dense_units)]
+    dense_in = width * shape.timesteps if head == "flatten" else width
+    dense = [rng.standard_normal((dense_in, shape.dense_units)) / np.sqrt(dense_in),
+             rng.uniform(-0.5, 0.5, shape.dense_units)]
+    dense = [np.asarray(w, np.float32).astype(np.float64) for w in dense]
     return layers, head, features, x, mask, weights, dense
+
+
+_MODELS = OrderedDict()
 
 
 def _reference(layers, head, x, mask, weights, dense, entries=None):
@@ -119,28 +115,45 @@ def _reproducer(layers, head, x, mask, flat_weights, dense_units):
     return "\n".join("    " + line for line in lines)
 
 
-@given(stacks())
-def test_stack_predict_matches_reference(stack):
-    """model.predict on a stack (Masking, RNN layers, Dense head) matches the formulas layer by layer."""
-    layers, head, features, x, mask, weights, dense = stack
+def _predict(entry, layers, head, features, x, mask, flat, dense_units):
+    """``model.predict(x)`` with the weights ``flat`` on the entry's model, built once per entry
+    (a new model traces a new predict function: about 0.4 s on TF; a known one is a call)."""
+    def build():
+        return _model(layers, head, features, x.shape[1], mask is not None, dense_units)
+    model = _cached(_MODELS, entry.index, build)
+    model.set_weights([np.asarray(w, np.float32) for w in flat])
+    return adapter.to_numpy(adapter.invoke(model.predict, np.asarray(x, np.float32), verbose=0))
+
+
+@pytest.mark.parametrize("entry", entries("stack"), ids=repr)
+@given(data=st.data())
+@settings(max_examples=examples_per_entry(0.5, "stack"))
+def test_stack_predict_matches_reference(entry, data):
+    """model.predict on a stack (Masking, RNN layers, Dense head) matches the formulas layer by layer.
+
+    Over the ``stack`` pool (``spec/pool.py``: every pair of values of the top and lower layers'
+    kind, units, activation, merge mode, go_backwards, unroll, depth, head, mask kind and sizes);
+    each entry's model is built and traced once, with fresh weights and data every example.
+    A traced ``model.predict`` still costs about 0.1 s a call on TF (its data adapter and batch
+    loop), so the ``ci`` profile runs one example per entry: every pair of those values, where
+    40 independently drawn stacks used to cover a random subset."""
+    layers, head, features, x, mask, weights, dense = data.draw(stacks(entry.shape), label="stack")
     dense_units = dense[1].shape[0]
     # the divergence each layer falls in, judged on the layer's own configuration and mask
-    entries = [divergence_for(Case(c, 1, [], x, mask=mask)) for c in layers]
-    raising = next((e for e in entries if e is not None and "raises" in e), None)
-    model = _model(layers, head, features, x.shape[1], mask is not None, dense_units)
+    layer_divergences = [divergence_for(Case(c, 1, [], x, mask=mask)) for c in layers]
+    raising = next((e for e in layer_divergences if e is not None and "raises" in e), None)
     flat = [w for ws in weights for w in ws] + (dense if head != "none" else [])
-    model.set_weights([np.asarray(w, np.float32) for w in flat])
     expected = _reference(layers, head, x, mask, weights, dense)
     shown = Case(layers[-1], features, flat, x, mask=mask)
     actual = call_unless_listed_crash(
-        raising, lambda: adapter.to_numpy(adapter.invoke(model.predict, np.asarray(x, np.float32), verbose=0)),
+        raising, lambda: _predict(entry, layers, head, features, x, mask, flat, dense_units),
         what="a layer of this stack")
     if actual is None:
         return
     # the whole stack is one example; the top layer's config names it in the report
     atol, rtol = tolerance()
     try:
-        value_entries = [e if e is not None and "model" in e else None for e in entries]
+        value_entries = [e if e is not None and "model" in e else None for e in layer_divergences]
         if any(value_entries):
             modelled = _reference(layers, head, x, mask, weights, dense, value_entries)
             ids = sorted({e["id"] for e in value_entries if e})
