@@ -191,15 +191,17 @@ def layer_gradients(spec, x, kernel, recurrent_kernel, bias=None, *, initial_sta
     d_recurrent = np.zeros_like(np.asarray(recurrent_kernel, np.float64))
     d_bias = None if bias is None else np.zeros_like(np.asarray(bias, np.float64))
     d_held_from_later = np.zeros((batch, units))   # dL/d(this step's output), via later held outputs
+    # dL/d(last output), waiting (per row) for the row's last unmasked step, whose h' it is
+    d_last_pending = _zeros_or(d_last, (batch, units))
     for k in reversed(range(len(order))):
         t = order[k]
         keep = mask[:, t][:, None]
         d_y = d_sequence[:, k] + d_held_from_later
-        if k == len(order) - 1 and d_last is not None:
-            d_y = d_y + d_last
         # y = where(keep, h', held): a kept row's output is the new h; a masked row's
         # is the held output -- the previous step's output, or zeros (a constant).
         d_held_from_later = np.zeros_like(d_y) if zero_output_for_mask else np.where(keep, 0.0, d_y)
+        d_y = d_y + np.where(keep, d_last_pending, 0.0)
+        d_last_pending = np.where(keep, 0.0, d_last_pending)
         # states = where(keep, new_states, states): a masked row carries its states.
         d_new = tuple(np.where(keep, d, 0.0) for d in d_states)
         d_carried = tuple(np.where(keep, 0.0, d) for d in d_states)

@@ -17,10 +17,13 @@ mask (batch, timesteps), True = keep
       most recent unmasked step, and zeros before the first unmasked step;
     - with ``zero_output_for_mask=True``: zeros.
 
-    The "last output" is the output emitted at the final processed step, so
-    for a row whose last steps are masked it is the output of its last
-    unmasked step (zeros if ``zero_output_for_mask``). A fully masked row
-    keeps its initial state and emits zeros.
+    The "last output" (what ``return_sequences=False`` returns) is the
+    output of the row's last unmasked step, zeros for a fully masked row,
+    whatever ``zero_output_for_mask`` says: the RNN docstring (Keras 2 and 3)
+    says of it "Note that this field is only used when `return_sequences` is
+    `True` and `mask` is provided." (Keras zeroes the last output anyway:
+    a known divergence, ``zero-output-for-mask-zeroes-last-output``.)
+    A fully masked row keeps its initial state.
 
 initial_state
     One array per state (LSTM: ``[h, c]``), zeros when not given.
@@ -59,17 +62,18 @@ def run_layer(spec, x, kernel, recurrent_kernel, bias=None, *, initial_state=Non
     mask = np.ones((batch, timesteps), bool) if mask is None else np.asarray(mask, bool)
     order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
     prev_output = np.zeros((batch, spec.units))
+    last = np.zeros((batch, spec.units))     # the output of each row's last unmasked step
     outputs = []
     for t in order:
         y, new_states = step(spec, x[:, t], states, kernel, recurrent_kernel, bias)
         keep = mask[:, t][:, None]
         states = tuple(np.where(keep, n, s) for n, s in zip(new_states, states))
+        last = np.where(keep, y, last)
         held = np.zeros_like(y) if zero_output_for_mask else prev_output
         y = np.where(keep, y, held)
         outputs.append(y)
         prev_output = y
     sequence = np.stack(outputs, axis=1) if outputs else np.zeros((batch, 0, spec.units))
-    last = outputs[-1] if outputs else np.zeros((batch, spec.units))
     return LayerResult(sequence, last, states)
 
 

@@ -31,12 +31,15 @@ HELD_FIRST_STATE = "first state"     # JAX lax.scan: the state h before the step
 # Which mask zeroes the outputs (zero_output_for_mask=True).
 ZERO_IN_LOOP = "processing order"    # the formulas: the step's own mask, as it is processed
 ZERO_AFTER_LOOP_INPUT_ORDER = "input order"   # TF unroll: after the loop, the sequence by the unreversed mask
+# What return_sequences=False returns.
+LAST_UNMASKED = "last unmasked"      # the formulas: the output of each row's last unmasked step
+LAST_EMITTED = "last emitted"        # Keras: the last element of the emitted sequence (zeroed or held)
 
 
 def run_layer(spec, x, kernel, recurrent_kernel, bias=None, *, initial_state=None, mask=None,
               go_backwards=False, zero_output_for_mask=False,
-              held=HELD_LAST_OUTPUT, zeroed=ZERO_IN_LOOP):
-    """``reference.layer.run_layer`` with the two switches a buggy backend flips.
+              held=HELD_LAST_OUTPUT, zeroed=ZERO_IN_LOOP, last_output=LAST_UNMASKED):
+    """``reference.layer.run_layer`` with the three switches a buggy backend flips.
 
     With the defaults this computes exactly what the reference does.
     """
@@ -49,10 +52,12 @@ def run_layer(spec, x, kernel, recurrent_kernel, bias=None, *, initial_state=Non
     order = list(range(timesteps - 1, -1, -1)) if go_backwards else list(range(timesteps))
     zero_in_loop = zero_output_for_mask and zeroed == ZERO_IN_LOOP
     prev_output = np.zeros((batch, spec.units))
+    last_unmasked = np.zeros((batch, spec.units))
     outputs = []
     for t in order:
         y, new_states = step(spec, x[:, t], states, kernel, recurrent_kernel, bias)
         keep = mask[:, t][:, None]
+        last_unmasked = np.where(keep, y, last_unmasked)
         if zero_in_loop:
             fill = np.zeros_like(y)
         elif held == HELD_FIRST_STATE:
@@ -64,13 +69,11 @@ def run_layer(spec, x, kernel, recurrent_kernel, bias=None, *, initial_state=Non
         outputs.append(y)
         prev_output = y
     sequence = np.stack(outputs, axis=1) if outputs else np.zeros((batch, 0, spec.units))
-    last = outputs[-1] if outputs else np.zeros((batch, spec.units))
+    last = outputs[-1] if (outputs and last_output == LAST_EMITTED) else last_unmasked
     if zero_output_for_mask and zeroed == ZERO_AFTER_LOOP_INPUT_ORDER and outputs:
         # keras/src/backend/tensorflow/rnn.py, unroll branch: the loop held the
-        # previous output; afterwards the last output is zeroed by the mask of
-        # the last processed step (right), the sequence -- in processing order --
-        # by the mask in input order (wrong under go_backwards). States are untouched.
-        last = np.where(mask[:, order[-1]][:, None], last, 0.0)
+        # previous output; afterwards the sequence -- in processing order -- is
+        # zeroed by the mask in input order (wrong under go_backwards). States are untouched.
         sequence = np.where(mask[:, :, None], sequence, 0.0)
     return LayerResult(sequence, last, states)
 
@@ -160,9 +163,27 @@ def jax_scan_holds_first_state(case, hard_sigmoid):
     scanned = not case.config.unroll and case.mask is not None
 
     def run_half(spec, weights, init, go_backwards, zofm):
+        # the last output is the held h too: h0 for a fully masked row
         return run_layer(spec, case.x, *weights, initial_state=init, mask=case.mask,
                          go_backwards=go_backwards, zero_output_for_mask=zofm,
-                         held=HELD_FIRST_STATE if scanned else HELD_LAST_OUTPUT)
+                         held=HELD_FIRST_STATE if scanned else HELD_LAST_OUTPUT,
+                         last_output=LAST_EMITTED if scanned and not zofm else LAST_UNMASKED)
+    return _outputs(case, hard_sigmoid, run_half)
+
+
+def last_output_zeroed_by_zero_output_for_mask(case, hard_sigmoid):
+    """zero-output-for-mask-zeroes-last-output (every backend, Keras 2 and 3).
+
+    The documentation says zero_output_for_mask "is only used when
+    `return_sequences` is `True`", so the last output is the output of each
+    row's last unmasked step; Keras returns the last element of the zeroed
+    sequence instead: zeros for a row whose last processed step is masked.
+    Sequence and states are right.
+    """
+    def run_half(spec, weights, init, go_backwards, zofm):
+        return run_layer(spec, case.x, *weights, initial_state=init, mask=case.mask,
+                         go_backwards=go_backwards, zero_output_for_mask=zofm,
+                         last_output=LAST_EMITTED if zofm else LAST_UNMASKED)
     return _outputs(case, hard_sigmoid, run_half)
 
 
@@ -199,6 +220,7 @@ def stateful_batch_one_broadcasts_except_lstm(case, hard_sigmoid):
 MODELS = {f.__name__: f for f in [tf_unroll_zeroes_by_input_order,
                                   jax_unroll_ignores_zero_output_for_mask,
                                   jax_scan_holds_first_state,
+                                  last_output_zeroed_by_zero_output_for_mask,
                                   stateful_batch_one_broadcasts,
                                   stateful_batch_one_broadcasts_except_lstm]}
 

@@ -118,6 +118,17 @@ def unrolled_last_output_zero_output_for_mask(case):
             and case.mask is not None and case.timesteps > 1)
 
 
+def last_output_of_a_masked_last_step_with_zero_output_for_mask(case):
+    # a single layer (Bidirectional sets its halves' zero_output_for_mask to return_sequences)
+    # returning its last output, where a row's last processed step is masked after an unmasked one
+    c = case.config
+    if c.bidirectional or c.return_sequences or not c.zero_output_for_mask or case.mask is None:
+        return False
+    m = np.asarray(case.mask, bool)
+    last_processed = m[:, 0] if c.go_backwards else m[:, -1]
+    return bool(np.any(~last_processed & m.any(axis=1)))
+
+
 def stateful_call_with_batch_one(case):
     return case.stateful_batch is not None and case.stateful_batch > 1 and case.batch == 1
 
@@ -149,6 +160,7 @@ PREDICATES = {f.__name__: f for f in [stateful_reset,
                                       unrolled_backwards_with_mask,
                                       initial_state_emitted_before_first_unmasked_step,
                                       unrolled_last_output_zero_output_for_mask,
+                                      last_output_of_a_masked_last_step_with_zero_output_for_mask,
                                       stateful_call_with_batch_one,
                                       stateful_non_lstm_call_with_batch_one,
                                       implementation_1_input_dropout_in_training,

@@ -260,3 +260,15 @@ def test_reproducer_stateful_batch_one_broadcast():
 MEASURED_STORED_H = [0.0, 0.0]
 MEASURED_STORED_C = [0.0, 0.0]
 MEASURED_OUTPUT = [0.0819474682, 0.1013241708]
+
+
+def test_reproducer_zero_output_for_mask_zeroes_last_output():
+    # SimpleRNN(1, kernel 1, recurrent 0, no bias), zero_output_for_mask, return_sequences=False;
+    # x = [0.6, 0.8], mask [1, 0]: the last unmasked step gives tanh(0.6) = 0.5370, which the
+    # docstring's "only used when return_sequences is True" makes the last output; Keras zeroes it.
+    # Measured: TF 2.21/Keras 3.15.1, TF 2.15/Keras 2.15.0, JAX/Keras 3.15.1 return [[0.0]].
+    case = _reproducer("zero-output-for-mask-zeroes-last-output")
+    (formulas,) = reference_outputs(case, "keras3")
+    np.testing.assert_allclose(formulas, [[math.tanh(0.6)]], atol=1e-12)
+    (modelled,) = _model_for("zero-output-for-mask-zeroes-last-output")(case, "keras3")
+    np.testing.assert_allclose(modelled, [[0.0]], atol=MEASURED_TOL)
