@@ -24,7 +24,7 @@ import os
 from hypothesis import HealthCheck, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-pytest_plugins = ["spec.report"]
+pytest_plugins = ["rnnspec.spec.report"]
 
 #: Health checks switched off, each with its reason.
 _SUPPRESSED = {
@@ -47,7 +47,7 @@ settings.load_profile(PROFILE)
 
 
 def pytest_report_header(config):
-    from spec import report
+    from rnnspec.spec import report
     env = report.environment()
     profile = config.getoption("hypothesis_profile", default=None) or PROFILE
     cur = settings.get_profile(profile)

@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-import reference
-from reference.structure import weight_shapes
+from rnnspec import reference
+from rnnspec.reference.structure import weight_shapes
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def with_flags(config, **changes):
 def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0, seed=None):
     """The Keras layer under test, built for inputs (batch, None, features); ``seed`` is the
     layers' dropout seed (Keras 3 only, ``dropout_seed_argument`` in conventions.toml)."""
-    from spec import adapter
+    from rnnspec.spec import adapter
     kwargs = config.keras_kwargs()
     if stateful:
         kwargs["stateful"] = True
@@ -202,7 +202,7 @@ def reference_gradients(case, hard_sigmoid, coefficients):
     """dL/d(weights, x, initial state) for ``L = sum_i sum(coefficients[i] * outputs[i])``,
     where ``outputs`` is :func:`reference_outputs`'s list; as ``[(name, array)]`` in the order
     of :func:`gradient_names`."""
-    from reference.gradients import bidirectional_gradients, layer_gradients
+    from rnnspec.reference.gradients import bidirectional_gradients, layer_gradients
     c = case.config
     spec = c.cell_spec(hard_sigmoid)
     per = 3 if c.use_bias else 2

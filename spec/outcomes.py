@@ -25,7 +25,7 @@ harness-error     the suite itself failed: a defect of rnnspec, never of Keras
 
 The last four fail the gate. How "crashed" is told from "harness error":
 the adapter marks the calls that are the subject of a claim -- building a
-layer, setting its weights, calling it (``spec.adapter.subject``). An
+layer, setting its weights, calling it (``rnnspec.spec.adapter.subject``). An
 exception that escapes one of those from inside a library (its innermost
 frame is not in rnnspec's own code) is Keras's: crashed, unless the claim's
 data says it is a documented refusal or a listed raising divergence. Any

@@ -29,8 +29,8 @@ import os
 import random
 from dataclasses import dataclass, replace
 
-from reference.activations import ACTIVATION_NAMES
-from spec.cases import LayerConfig
+from rnnspec.reference.activations import ACTIVATION_NAMES
+from rnnspec.spec.cases import LayerConfig
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,12 @@ class GraphShape:
     features: int
     batch: int
     timesteps: int
-    mask: str            # a mask kind from spec.strategies.MASK_KINDS
+    mask: str            # a mask kind from rnnspec.spec.strategies.MASK_KINDS
     initial_state: bool
 
 
 def dimensions(bidirectional, kinds=None):
-    from spec.strategies import KINDS, MASK_KINDS, MERGE_MODES, RECURRENT_ACTIVATIONS
+    from rnnspec.spec.strategies import KINDS, MASK_KINDS, MERGE_MODES, RECURRENT_ACTIVATIONS
     dims = {
         "kind": tuple(kinds or KINDS), "units": (1, 2, 3, 4, 5, 6), "activation": ACTIVATION_NAMES,
         "recurrent_activation": RECURRENT_ACTIVATIONS, "use_bias": (True, False),

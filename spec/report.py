@@ -1,6 +1,6 @@
 """pytest plugin: one outcome per example and per claim, and the conformance report.
 
-Every example ends in exactly one outcome of :mod:`spec.outcomes` (passed,
+Every example ends in exactly one outcome of :mod:`rnnspec.spec.outcomes` (passed,
 diverged, refused, unsupported; or failed, crashed, fixed, harness error,
 which fail the run). The plugin closes each example: it wraps the body that
 Hypothesis calls once per drawn example (``test.hypothesis.inner_test``), and
@@ -21,7 +21,7 @@ Conformance report (schema :data:`SCHEMA`)
     so keys stay stable when the graph-shape pool or another parametrization
     changes; users commit baselines keyed by them. The report also gives,
     per graph-shape pool (``spec/pool.py``), the entries run and the pairs
-    and triples of values actually executed. ``python -m tools.report``
+    and triples of values actually executed. ``python -m rnnspec.tools.report``
     merges and diffs reports, and refuses a schema it does not know.
 """
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from spec import outcomes, versions
+from rnnspec.spec import outcomes, versions
 
 SCHEMA = 2
 DATA = Path(__file__).parent / "data"
@@ -59,7 +59,7 @@ def current_claim():
 # --------------------------------------------------------------------------- environment
 
 def environment():
-    from spec import adapter
+    from rnnspec.spec import adapter
     return {
         "python": platform.python_version(),
         "tensorflow": adapter.tf_version(),
@@ -384,7 +384,7 @@ def aggregate(results):
 
 def pool_coverage(claims):
     """Per pooled claim: entries run / total, and the pairs and triples of values executed / covered."""
-    from spec.pool import POOLS, coverage, named_pool
+    from rnnspec.spec.pool import POOLS, coverage, named_pool
     out = {}
     for key, c in claims.items():
         if "pool" not in c:

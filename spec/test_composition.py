@@ -16,13 +16,13 @@ Dense per step) or ``Flatten`` (one Dense on all steps at once).
 import numpy as np
 from hypothesis import given, strategies as st
 
-import reference
-from spec import adapter
-from spec.assertions import assert_matches_reference, tolerance
-from spec.cases import Case, keras_layer, random_weights, reference_outputs
-from spec.conformance import assert_values, call_unless_listed_crash, modelled_outputs
-from spec.divergences import divergence_for
-from spec.strategies import NUMERIC_FEATURES, SEEDS, layer_configs, masks
+from rnnspec import reference
+from rnnspec.spec import adapter
+from rnnspec.spec.assertions import assert_matches_reference, tolerance
+from rnnspec.spec.cases import Case, keras_layer, random_weights, reference_outputs
+from rnnspec.spec.conformance import assert_values, call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.divergences import divergence_for
+from rnnspec.spec.strategies import NUMERIC_FEATURES, SEEDS, layer_configs, masks
 
 
 @st.composite

@@ -14,9 +14,9 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from reference.cells import KINDS, CellSpec
-from reference.layer import run_bidirectional, run_layer
-from reference.structure import (
+from rnnspec.reference.cells import KINDS, CellSpec
+from rnnspec.reference.layer import run_bidirectional, run_layer
+from rnnspec.reference.structure import (
     bidirectional_param_count,
     param_count,
     stacked_param_counts,

@@ -13,7 +13,7 @@
 # Here, once:   ../shared/gpu/fetch-wheels.sh        (Keras wheels into .whl/)
 # Check here:   RNNSPEC_NO_WHEELS=1 PYTHON=.tox/k3-torch/bin/python RNNSPEC_GPU_SECONDS=60 OUT=/tmp/gpu-out bash tools/gpu_run.sh   (CPU: GPU params skip)
 # There:        bash tools/gpu_run.sh                (device tool: carry [".whl"], timeout_s > RNNSPEC_GPU_SECONDS + 60)
-# Then:         tar xzf gpu-results.tar.gz; python -m tools.report merge ... (docs/conformance/README.md)
+# Then:         tar xzf gpu-results.tar.gz; python -m rnnspec.tools.report merge ... (docs/conformance/README.md)
 #
 # Every job gets at most $RNNSPEC_GPU_SECONDS (default 300) seconds; a job cut
 # off by that limit says so in summary.txt ("exit 124").
@@ -56,9 +56,9 @@ job spec-jax jax env RNNSPEC_ENV=gpu-jax $python -m pytest $chapters -n 8 -q -rs
 # 3. measured error on the GPU
 for backend in torch jax; do
   for tf32 in off default; do
-    job "error-$backend-$tf32" $backend $python -m tools.measure_error --cases "${RNNSPEC_GPU_CASES:-250}" \
+    job "error-$backend-$tf32" $backend $python -m rnnspec.tools.measure_error --cases "${RNNSPEC_GPU_CASES:-250}" \
       --device gpu --tf32 $tf32 --json "$work/error-$backend-gpu-tf32$tf32.json"
-    job "error-fused-$backend-$tf32" $backend $python -m tools.measure_error --cases "${RNNSPEC_GPU_CASES:-150}" \
+    job "error-fused-$backend-$tf32" $backend $python -m rnnspec.tools.measure_error --cases "${RNNSPEC_GPU_CASES:-150}" \
       --pool fused-kernel,fused-kernel-bidirectional --device gpu --tf32 $tf32 \
       --json "$work/error-$backend-gpu-tf32$tf32-fused.json"
   done
@@ -70,7 +70,7 @@ faults_of() {  # faults_of BACKEND FAULT...: one stream per backend, each fault 
   for fault in "$@"; do
     for tf32 in off default; do
       t0=$(date +%s)
-      KERAS_BACKEND=$backend RNNSPEC_FAULT=$fault timeout "$(( limit / 5 ))" $python -m pytest -p faults.plugin \
+      KERAS_BACKEND=$backend RNNSPEC_FAULT=$fault timeout "$(( limit / 5 ))" $python -m pytest -p rnnspec.faults.plugin \
         spec/test_equivalence.py -k "gpu-tf32$tf32 and (layer_matches or bidirectional_matches)" -x -q \
         -p no:cacheprovider > "$work/fault-$backend-$fault-$tf32.log" 2>&1
       rc=$?
