@@ -142,6 +142,16 @@ def divergence_applies(entry, env):
 _POOL_PARAM = re.compile(r"-?pool\d+")
 
 
+def spec_nodeid(item):
+    """A claim's node id as in a checkout (``spec/test_x.py::...``), whatever pytest's rootdir:
+    run from an installed wheel (``pytest --pyargs rnnspec.spec``) pytest's own id may read
+    ``.../rnnspec/spec/test_x.py::...``, ``test_x.py::...`` or ``::...``. Baselines and
+    the claims of known divergences are keyed by the checkout's form."""
+    if not is_claim(item):
+        return item.nodeid
+    return f"spec/{Path(str(item.path)).name}::{item.nodeid.partition('::')[2]}"
+
+
 def claim_of(nodeid):
     """The claim id: the test's node id without parameters."""
     return nodeid.split("[")[0]
@@ -174,6 +184,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        item.user_properties.append(("nodeid", spec_nodeid(item)))
         doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
         item.user_properties.append(("title", doc.splitlines()[0] if doc else item.name))
         entry = _pool_entry(item)
@@ -232,7 +243,7 @@ def pytest_runtest_call(item):
         yield
         return
     tally = _Examples()
-    _state["claim"] = claim_of(item.nodeid)
+    _state["claim"] = claim_of(spec_nodeid(item))
     _state["observed"] = {}
     hyp = getattr(getattr(item, "obj", None), "hypothesis", None)
     inner = getattr(hyp, "inner_test", None)
@@ -290,7 +301,7 @@ def pytest_runtest_logreport(report):
         ex = props.get("examples") or {}
         outcome = "diverged" if ex.get("models") else "refused" if ex.get("refused") and not ex.get("formulas") \
             else "passed"
-    _RESULTS[rep.nodeid] = {
+    _RESULTS[props.get("nodeid", rep.nodeid)] = {
         "title": props.get("title", rep.nodeid),
         "outcome": outcome,
         "reason": reason,

@@ -85,6 +85,7 @@ def test_text_files(tree):
             python -c 'from spec import adapter'
             pytest -p faults.plugin spec/test_structure.py
         see `spec.adapter.subject` and reference/cells.py
+        old style: `from spec import adapter` <!-- namespace_imports: keep -->
     """)
     assert out == textwrap.dedent("""\
         commands =
@@ -92,6 +93,7 @@ def test_text_files(tree):
             python -c 'from rnnspec.spec import adapter'
             pytest -p rnnspec.faults.plugin spec/test_structure.py
         see `rnnspec.spec.adapter.subject` and reference/cells.py
+        old style: `from spec import adapter` <!-- namespace_imports: keep -->
     """)
 
 

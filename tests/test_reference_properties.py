@@ -23,8 +23,8 @@ from rnnspec.reference.structure import (
     weight_shapes,
 )
 
-# Respect a Hypothesis profile loaded by the root conftest (dev / ci / thorough);
-# without one (e.g. --noconftest), run 50 examples instead of Hypothesis's 100.
+# Respect a Hypothesis profile loaded by rnnspec's plugin (dev / ci / thorough);
+# without one (e.g. -p no:rnnspec), run 50 examples instead of Hypothesis's 100.
 _PROFILE_LOADED = settings.default.max_examples != settings.get_profile("default").max_examples
 FAST = settings(deadline=None) if _PROFILE_LOADED else settings(max_examples=50, deadline=None)
 

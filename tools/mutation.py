@@ -29,15 +29,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rnnspec.spec.outcomes import FINDINGS  # (standard library only)
+
+#: the checkout (rnnspec installed editable): the suite's paths (``spec``) and docs/ are relative to it
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from rnnspec.spec.outcomes import FINDINGS  # noqa: E402  (standard library only)
 
 DEFAULT_OUT = ROOT / "docs" / "mutation-results.json"
 
 
 def _catalogue():
-    sys.path.insert(0, str(ROOT))
     from rnnspec.faults.catalogue import CATALOGUE
     return CATALOGUE
 

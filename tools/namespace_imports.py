@@ -33,7 +33,9 @@ Skipped: JSON (recorded results), generated files (``do not edit by hand``
 near the top: they change when regenerated), anything under .git, .tox,
 build, dist, *.egg-info, and every file that contains the marker
 ``namespace_imports: skip-file`` (this script, and its test, which holds
-old-style examples on purpose).
+old-style examples on purpose). A line that holds ``namespace_imports: keep``
+(e.g. in a Markdown ``<!-- -->`` comment) is kept as it is: prose that
+shows the old style on purpose.
 """
 
 import argparse
@@ -49,6 +51,7 @@ NAMESPACE = "rnnspec"
 PACKAGES = ("spec", "reference", "tools", "faults")
 SKIP_MARKER = "namespace_imports: " + "skip-file"   # split, so that this file is skipped by the marker below
 # namespace_imports: skip-file
+KEEP_MARKER = "namespace_imports: " + "keep"
 GENERATED = "do not edit by hand"   # e.g. docs/conformance/matrix.md (tools/report.py writes it)
 TEXT_SUFFIXES = {".py", ".ini", ".toml", ".cfg", ".sh", ".md", ".txt", ".rst", ".yml", ".yaml"}
 TEXT_NAMES = {"run"}   # .ci/run
@@ -136,7 +139,9 @@ def rewrite_python(source, dotted):
     prev = None
     for i, tok in enumerate(tokens):
         at_start = prev is None or prev.type in _STMT_START or (prev.type == tokenize.OP and prev.string == ";")
-        if tok.type == tokenize.NAME and tok.string in ("from", "import") and at_start:
+        if KEEP_MARKER in tok.line:
+            pass
+        elif tok.type == tokenize.NAME and tok.string in ("from", "import") and at_start:
             edits += _import_edits(tokens, i)
         elif tok.type in _FREE_TEXT:
             new = rewrite_text(tok.string, dotted)
@@ -170,7 +175,11 @@ def rewrite_file(path, dotted):
         return None
     if SKIP_MARKER in text or GENERATED in text[:500]:
         return None
-    new = rewrite_python(text, dotted) if path.suffix == ".py" else rewrite_text(text, dotted)
+    if path.suffix == ".py":
+        new = rewrite_python(text, dotted)
+    else:
+        new = "".join(line if KEEP_MARKER in line else rewrite_text(line, dotted)
+                      for line in text.splitlines(keepends=True))
     return new if new != text else None
 
 

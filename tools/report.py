@@ -42,9 +42,10 @@ from pathlib import Path
 
 from rnnspec.spec.versions import applies as _applies_to
 from rnnspec.spec.outcomes import GATE_FAILING
+from rnnspec import spec as _spec_package
 
-ROOT = Path(__file__).resolve().parent.parent
-DIVERGENCES = ROOT / "spec" / "data" / "divergences.toml"
+#: the spec's data, wherever rnnspec.spec is installed from (spec/data in a checkout)
+DIVERGENCES = Path(_spec_package.__file__).resolve().parent / "data" / "divergences.toml"
 #: the report schema this tool reads (spec/report.py writes it)
 SCHEMA = 2
 
