@@ -2,12 +2,12 @@
 
     RNNSPEC_ENV=k3-tf221 python -m rnnspec.tools.survey_refusals --json docs/measurements/refusals-k3-tf221.json
 
-Run it with each environment's python (PYTHONPATH=<repo>, KERAS_BACKEND as in
-tox.ini). The older Keras 3 versions in docs/measurements were surveyed on
+Run it with each environment's python (rnnspec installed there, as in every
+tox env; KERAS_BACKEND as in tox.ini). The older Keras 3 versions in docs/measurements were surveyed on
 TF 2.21 with the version installed aside and put first on the path::
 
     pip install --no-deps --target /tmp/keras-3.11.3 keras==3.11.3
-    PYTHONPATH=/tmp/keras-3.11.3:. RNNSPEC_ENV=keras3.11.3-on-tf221 \
+    PYTHONPATH=/tmp/keras-3.11.3 RNNSPEC_ENV=keras3.11.3-on-tf221 \
         .tox/spec/bin/python -m rnnspec.tools.survey_refusals --json docs/measurements/refusals-keras3.11.3-on-tf221.json
 
 (tf_keras 2.21 the same way, with TF_USE_LEGACY_KERAS=1.) One line per case
