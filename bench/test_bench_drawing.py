@@ -12,9 +12,9 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spec.cases import Case, layer_weight_shapes
-from spec.pool import entries
-from spec.strategies import masks, pool_cases
+from rnnspec.spec.cases import Case, layer_weight_shapes
+from rnnspec.spec.pool import entries
+from rnnspec.spec.strategies import masks, pool_cases
 
 PER_ENTRY = 4
 RESULTS = {}

@@ -10,8 +10,8 @@ over **every entry** of the LSTM covering pool (``spec/pool.py``), the same
 number of examples per round as the ``ci`` profile runs for
 ``test_layer_matches_reference`` (:data:`N_EXAMPLES`, spread evenly over the
 entries, one Hypothesis run per entry as the ``ci`` schedule does), with
-fresh random data every example. It uses only ``spec.pool.covering_pool``,
-``spec.strategies.pooled_cases`` and ``spec.test_equivalence.check``, so the
+fresh random data every example. It uses only ``rnnspec.spec.pool.covering_pool``,
+``rnnspec.spec.strategies.pooled_cases`` and ``rnnspec.spec.test_equivalence.check``, so the
 same file measures an older checkout too (before/after in one session).
 
 Numbers, printed at the end and stored in the benchmark JSON's ``extra_info``:
@@ -19,7 +19,7 @@ Numbers, printed at the end and stored in the benchmark JSON's ``extra_info``:
 - ``property``: examples/s; ``cold`` is the first round in a fresh process
   (every graph shape traced or compiled for the first time: what every CI run
   pays), ``steady`` the mean of the later rounds (graphs reused);
-- ``gradient``: the same for the gradient property (``spec.test_gradients.check_gradients``,
+- ``gradient``: the same for the gradient property (``rnnspec.spec.test_gradients.check_gradients``,
   the compiled gradient path, drawn coefficients) over the same pool and the same number of
   examples;
 - ``bare_call``: compiled Keras calls/s on an already-built LSTM with new
@@ -33,11 +33,18 @@ import math
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from spec import adapter
-from spec.pool import covering_pool
-from spec.strategies import pooled_cases
-from spec.test_equivalence import check
-from spec.test_gradients import check_gradients, draw_coefficients
+<<<<<<< HEAD
+from rnnspec.spec import adapter
+from rnnspec.spec.pool import covering_pool
+from rnnspec.spec.strategies import pooled_cases
+from rnnspec.spec.test_equivalence import check
+from rnnspec.spec.test_gradients import check_gradients, draw_coefficients
+=======
+from rnnspec.spec import adapter
+from rnnspec.spec.pool import covering_pool
+from rnnspec.spec.strategies import pooled_cases
+from rnnspec.spec.test_equivalence import check
+>>>>>>> namespace
 
 N_EXAMPLES = 200      # ci profile: scaled_examples(5) = 5 x 40 for test_layer_matches_reference
 RESULTS = {}

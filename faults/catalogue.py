@@ -21,7 +21,7 @@ configurations cuDNN refuses.
 
 Usage::
 
-    from faults import get
+    from rnnspec.faults import get
     undo = get("lstm_gate_order_if").apply()
     ...            # Keras now has the bug
     undo()         # every patched attribute is restored (identity)
@@ -131,7 +131,7 @@ def fault(name, imitates, majors=(3,), expected="spec/test_equivalence.py", regi
 
 
 def get(name):
-    from faults.gpu import GPU_FAULTS
+    from rnnspec.faults.gpu import GPU_FAULTS
     for f in CATALOGUE + GPU_FAULTS:
         if f.name == name:
             return f
@@ -145,7 +145,7 @@ def names():
 # --------------------------------------------------------------------------- keras access
 
 def _adapter():
-    from spec import adapter
+    from rnnspec.spec import adapter
     return adapter
 
 
@@ -1100,6 +1100,6 @@ def _(p):
 #
 # Faults confined to one small region of the behavior (faults/regional.py).
 # Imported last: the module registers its faults with ``fault`` above, so
-# ``from faults.catalogue import CATALOGUE`` holds them all.
+# ``from rnnspec.faults.catalogue import CATALOGUE`` holds them all.
 
-from faults import regional as _regional  # noqa: E402,F401
+from rnnspec.faults import regional as _regional  # noqa: E402,F401

@@ -5,7 +5,7 @@ path never reaches, so "caught on the GPU" would otherwise say nothing about
 cuDNN. These faults patch what only the cuDNN path runs in Keras 3.15: the
 conversion of Keras weights to the cuDNN layout and the unpacking of its
 results. On the CPU they change nothing (cuDNN is never called there), so
-they are kept out of :data:`faults.catalogue.CATALOGUE` (the CPU mutation
+they are kept out of :data:`rnnspec.faults.catalogue.CATALOGUE` (the CPU mutation
 run) and listed in :data:`GPU_FAULTS`; ``RNNSPEC_FAULT=<name>`` reaches them
 as it reaches any fault. ``tools/gpu_run.sh`` runs them on a GPU, with TF32
 off and at the backend's default, and the kernel report
@@ -17,7 +17,7 @@ and ``_cudnn_lstm``; JAX through ``jax.experimental.rnn.lstm`` (there is no
 cuDNN GRU on JAX).
 """
 
-from faults.catalogue import Fault, Patcher  # noqa: F401  (Patcher: the install argument)
+from rnnspec.faults.catalogue import Fault, Patcher  # noqa: F401  (Patcher: the install argument)
 
 GPU_FAULTS = []
 

@@ -1,6 +1,6 @@
 """pytest plugin: run the suite against a Keras with one injected fault.
 
-    RNNSPEC_FAULT=lstm_gate_order_if pytest -p faults.plugin spec
+    RNNSPEC_FAULT=lstm_gate_order_if pytest -p rnnspec.faults.plugin spec
 
 With ``RNNSPEC_FAULT`` unset the plugin does nothing. With it set, the fault
 is applied in ``pytest_configure`` (before collection, so before any layer
@@ -23,13 +23,13 @@ def pytest_configure(config):
     config._rnnspec_fault = None
     if not name:
         return
-    from faults.catalogue import get
+    from rnnspec.faults.catalogue import get
     try:
         fault = get(name)
     except KeyError as exc:
         raise pytest.UsageError(f"{ENV}: {exc.args[0]}") from None
     if not fault.supported():
-        from spec import adapter
+        from rnnspec.spec import adapter
         where = f" with the {'/'.join(fault.backends)} backend" if fault.backends else ""
         raise pytest.UsageError(f"{ENV}={name}: implemented for Keras majors {fault.majors}{where}, "
                                 f"not for the installed Keras {adapter.KERAS_VERSION} ({adapter.BACKEND})")

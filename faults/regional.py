@@ -1,6 +1,6 @@
 """Regional faults: bugs that change Keras's results only inside one small region.
 
-The faults of :mod:`faults.catalogue` are global: a gate order, an activation,
+The faults of :mod:`rnnspec.faults.catalogue` are global: a gate order, an activation,
 a time-order bug changes nearly every example, so a spec that draws a handful
 of tiny layers catches them within seconds. Real bugs are often regional: they
 live in one branch (the unrolled loop, one merge mode, reset_after=False), at
@@ -30,7 +30,7 @@ Every fault here:
   unroll + go_backwards + mask raises. 14 of the 59 checks in
   ``tests/test_regional_faults.py`` fail there, so that file runs on TF only.
 
-They register into :data:`faults.catalogue.CATALOGUE` (this module is imported
+They register into :data:`rnnspec.faults.catalogue.CATALOGUE` (this module is imported
 at the end of ``faults/catalogue.py``). ``REGIONAL`` lists their names.
 """
 
@@ -38,7 +38,7 @@ import inspect
 
 import numpy as np
 
-from faults.catalogue import _activation_fault, _is_nested, _rnn_fault, _src, _views, fault
+from rnnspec.faults.catalogue import _activation_fault, _is_nested, _rnn_fault, _src, _views, fault
 
 REGIONAL = []
 
@@ -137,7 +137,7 @@ def _(p):
           region="Bidirectional with merge_mode='mul' and return_sequences=True")
 def _(p):
     module = _src("layers.rnn.bidirectional")
-    from faults.catalogue import _ModuleProxy
+    from rnnspec.faults.catalogue import _ModuleProxy
 
     def make(original):
         def call(self, *args, **kwargs):

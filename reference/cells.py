@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.activations import activation as _activation, derivative as _derivative
+from rnnspec.reference.activations import activation as _activation, derivative as _derivative
 
 KINDS = ("simple_rnn", "lstm", "gru")
 
@@ -64,7 +64,7 @@ class CellSpec:
 
     @property
     def g_prime(self):
-        """d g / dx, for backpropagation (``reference.gradients``)."""
+        """d g / dx, for backpropagation (``rnnspec.reference.gradients``)."""
         return _derivative(self.activation, self.hard_sigmoid)
 
     @property

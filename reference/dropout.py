@@ -28,8 +28,8 @@ convention (``spec/data/conventions.toml``), not part of these formulas.
 
 import numpy as np
 
-from reference.cells import _check_bias, _split, initial_state as _zero_state
-from reference.layer import LayerResult
+from rnnspec.reference.cells import _check_bias, _split, initial_state as _zero_state
+from rnnspec.reference.layer import LayerResult
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
@@ -45,7 +45,7 @@ def _scaled(v, keep, rate, n):
 def dropout_step(spec, x, states, kernel, recurrent_kernel, bias, xs, hs):
     """One step, with ``xs[g]`` / ``hs[g]``: the (dropped) input and state gate block g's
     linear transformation reads. With ``xs = [x] * n`` and ``hs = [h] * n`` this is the step of
-    ``reference.cells``."""
+    ``rnnspec.reference.cells``."""
     _check_bias(spec, bias)
     n = GATES[spec.kind]
     W, U = _split(kernel, n), _split(recurrent_kernel, n)
@@ -80,7 +80,7 @@ def dropout_step(spec, x, states, kernel, recurrent_kernel, bias, xs, hs):
 def run_layer_with_dropout(spec, x, kernel, recurrent_kernel, bias=None, *, input_keep=None, dropout=0.0,
                            recurrent_keep=None, recurrent_dropout=0.0, initial_state=None,
                            go_backwards=False):
-    """:func:`reference.layer.run_layer` in training with the given keep masks (no Keras mask):
+    """:func:`rnnspec.reference.layer.run_layer` in training with the given keep masks (no Keras mask):
     the same masks at every step, kept units scaled by 1/(1 - rate)."""
     x = np.asarray(x, np.float64)
     batch, timesteps, _ = x.shape

@@ -16,10 +16,10 @@ so that a mismatch can say which one differs and where::
 The structure mirrors the forward code:
 
 - ``simple_rnn_backward``, ``lstm_backward``, ``gru_backward`` are one step of
-  ``reference.cells`` backwards: given the step's inputs and dL/d(new states),
+  ``rnnspec.reference.cells`` backwards: given the step's inputs and dL/d(new states),
   they recompute the step's intermediate values and return dL/dx_t,
   dL/d(previous states) and the step's contribution to dL/dW, dL/dU, dL/db.
-- ``layer_gradients`` is ``reference.layer.run_layer`` backwards: the forward
+- ``layer_gradients`` is ``rnnspec.reference.layer.run_layer`` backwards: the forward
   loop records the states before every step, then the backward loop visits
   the steps in the reverse of processing order. At a masked step the
   forward pass carried the states (so their gradient passes through
@@ -38,8 +38,8 @@ finite differences of the forward pass.
 
 import numpy as np
 
-from reference.cells import _check_bias, _split, initial_state as _zero_state, step_function
-from reference.layer import run_layer
+from rnnspec.reference.cells import _check_bias, _split, initial_state as _zero_state, step_function
+from rnnspec.reference.layer import run_layer
 
 
 # --------------------------------------------------------------------------- one step backwards
@@ -241,7 +241,7 @@ def stack_gradients(layers, x, *, mask=None, d_sequence=None, d_last=None, d_sta
 
 
 def merge_backward(forward, backward, mode, d_merged):
-    """dL/d(forward), dL/d(backward) for ``reference.layer.merge(forward, backward, mode)``."""
+    """dL/d(forward), dL/d(backward) for ``rnnspec.reference.layer.merge(forward, backward, mode)``."""
     if mode == "concat":
         units = np.shape(forward)[-1]
         return d_merged[..., :units], d_merged[..., units:]

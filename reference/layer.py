@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.cells import initial_state as _zero_state, step_function
+from rnnspec.reference.cells import initial_state as _zero_state, step_function
 
 
 @dataclass

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spec import versions
-from spec.outcomes import mark_subject_exception
+from rnnspec.spec import versions
+from rnnspec.spec.outcomes import mark_subject_exception
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -670,7 +670,7 @@ def gradient_call(layer, *, has_mask, n_initial_states, n_outputs, compiled, tra
     XLA), else the tape eagerly; jax -- ``jax.jit(jax.grad(...))`` over ``stateless_call``, else
     ``jax.grad`` unjitted; torch -- autograd through ``stateless_call`` (there is no graph mode,
     so both are the eager call). The weights are arguments, so one traced graph serves every
-    example of a graph shape (``spec.runners.gradient_runner_for`` caches it).
+    example of a graph shape (``rnnspec.spec.runners.gradient_runner_for`` caches it).
     """
     if BACKEND == "tensorflow":
         return _tf_gradients(layer, has_mask, n_initial_states, n_outputs, compiled, training,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spec import adapter
-from spec import outcomes
+from rnnspec.spec import adapter
+from rnnspec.spec import outcomes
 
 DATA = Path(__file__).parent / "data"
 

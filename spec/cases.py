@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-import reference
-from reference.structure import weight_shapes
+from rnnspec import reference
+from rnnspec.reference.structure import weight_shapes
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recur
     recurrent_initializer runs a QR decomposition per new shape, which JAX compiles (measured,
     Keras 3.15.1 / JAX CPU: 18 LSTM builds 31.7 s with the defaults, 2.6 s with zeros; torch
     0.45 s / 0.08 s). The initializers themselves are claims of spec/test_initializers.py."""
-    from spec import adapter
+    from rnnspec.spec import adapter
     kwargs = config.keras_kwargs()
     kwargs.update(kernel_initializer="zeros", recurrent_initializer="zeros")
     if stateful:
@@ -209,7 +209,7 @@ def reference_gradients(case, hard_sigmoid, coefficients):
     """dL/d(weights, x, initial state) for ``L = sum_i sum(coefficients[i] * outputs[i])``,
     where ``outputs`` is :func:`reference_outputs`'s list; as ``[(name, array)]`` in the order
     of :func:`gradient_names`."""
-    from reference.gradients import bidirectional_gradients, layer_gradients
+    from rnnspec.reference.gradients import bidirectional_gradients, layer_gradients
     c = case.config
     spec = c.cell_spec(hard_sigmoid)
     per = 3 if c.use_bias else 2

@@ -26,14 +26,14 @@ import re
 
 import numpy as np
 
-from spec import adapter, outcomes
-from spec.assertions import assert_matches_reference, close_mask, describe, output_names, reproducer, tolerance
-from spec.cases import reference_outputs
-from spec.divergences import divergence_for
+from rnnspec.spec import adapter, outcomes
+from rnnspec.spec.assertions import assert_matches_reference, close_mask, describe, output_names, reproducer, tolerance
+from rnnspec.spec.cases import reference_outputs
+from rnnspec.spec.divergences import divergence_for
 
 
 def _model(entry):
-    from spec.divergence_models import MODELS
+    from rnnspec.spec.divergence_models import MODELS
     return MODELS[entry["model"]]
 
 
@@ -167,8 +167,8 @@ def assert_refused(fn, *, claim=None):
     exception: crashed.
     """
     __tracebackhide__ = True
-    from spec import refusals
-    from spec.report import current_claim, note_observation
+    from rnnspec.spec import refusals
+    from rnnspec.spec.report import current_claim, note_observation
     claim = claim or current_claim()
     with refusals.keras_tracebacks():
         try:

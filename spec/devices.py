@@ -11,7 +11,7 @@ reason, never a silent drop, and the report shows it.
 
 import pytest
 
-from spec import adapter
+from rnnspec.spec import adapter
 
 TF32_TABLE_KEY = {"off": "off", "default": "on"}
 
@@ -35,7 +35,7 @@ def pool_params(pool_name, devices=None):
     Where a device is absent, one skipped parameter per device stands for all
     its entries, with the reason, instead of one skip per entry.
     """
-    from spec.pool import entries
+    from rnnspec.spec.pool import entries
     params = []
     for dev in devices or DEVICE_PARAMS:
         where, _ = dev.values[0]

@@ -2,15 +2,15 @@
 
 Each value-changing entry of ``spec/data/divergences.toml`` names a function
 here (``model = "<name>"``). The function takes the same arguments as
-:func:`spec.cases.reference_outputs` and returns the same list, in the same
+:func:`rnnspec.spec.cases.reference_outputs` and returns the same list, in the same
 layout and shapes, but with that entry's one bug reproduced: everywhere else
 it computes exactly what the formulas compute. So where the entry applies,
 the spec can still assert the installed Keras -- against the model of its
 bug -- instead of skipping the example.
 
-The models are built from the reference's own pieces (``reference.cells``
-step functions, ``reference.layer.merge``); the one loop over time here is a
-copy of ``reference.layer.run_layer`` with a switch for each way a Keras
+The models are built from the reference's own pieces (``rnnspec.reference.cells``
+step functions, ``rnnspec.reference.layer.merge``); the one loop over time here is a
+copy of ``rnnspec.reference.layer.run_layer`` with a switch for each way a Keras
 backend deviates from it. Nothing here imports Keras: the models are
 specifications too, checked against real Keras by
 ``tools/check_divergence_models.py`` and against the formulas by
@@ -21,9 +21,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from reference.cells import initial_state as zero_state, step_function
-from reference.layer import LayerResult, merge
-from spec.cases import reference_outputs
+from rnnspec.reference.cells import initial_state as zero_state, step_function
+from rnnspec.reference.layer import LayerResult, merge
+from rnnspec.spec.cases import reference_outputs
 
 # How a masked step's output is chosen (zero_output_for_mask=False).
 HELD_LAST_OUTPUT = "last output"     # the formulas: the most recent unmasked output, zeros before it
@@ -39,7 +39,7 @@ LAST_EMITTED = "last emitted"        # Keras: the last element of the emitted se
 def run_layer(spec, x, kernel, recurrent_kernel, bias=None, *, initial_state=None, mask=None,
               go_backwards=False, zero_output_for_mask=False,
               held=HELD_LAST_OUTPUT, zeroed=ZERO_IN_LOOP, last_output=LAST_UNMASKED):
-    """``reference.layer.run_layer`` with the three switches a buggy backend flips.
+    """``rnnspec.reference.layer.run_layer`` with the three switches a buggy backend flips.
 
     With the defaults this computes exactly what the reference does.
     """

@@ -19,7 +19,7 @@ import numpy as np
 from hypothesis import event
 from hypothesis.control import currently_in_test_context
 
-from spec.report import current_claim, divergence_applies, environment, load_divergences
+from rnnspec.spec.report import current_claim, divergence_applies, environment, load_divergences
 
 
 def _effective_zero_output_for_mask(config):

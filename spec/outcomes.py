@@ -25,7 +25,7 @@ harness-error     the suite itself failed: a defect of rnnspec, never of Keras
 
 The last four fail the gate. How "crashed" is told from "harness error":
 the adapter marks the calls that are the subject of a claim -- building a
-layer, setting its weights, calling it (``spec.adapter.subject``). An
+layer, setting its weights, calling it (``rnnspec.spec.adapter.subject``). An
 exception that escapes one of those from inside a library (its innermost
 frame is not in rnnspec's own code) is Keras's: crashed, unless the claim's
 data says it is a documented refusal or a listed raising divergence. Any
@@ -39,6 +39,8 @@ counts an example that recorded nothing as *unasserted*, which the gate
 treats as a failure of the suite.
 """
 
+import functools
+import importlib.util
 from pathlib import Path
 
 #: every outcome, best first; a claim takes the worst outcome among its examples
@@ -49,7 +51,20 @@ GATE_FAILING = frozenset({"fixed", "failed", "crashed", "harness-error"})
 #: outcomes that mean "Keras did something the spec does not allow" (a finding)
 FINDINGS = frozenset({"failed", "crashed", "fixed"})
 
-SPEC_ROOT = Path(__file__).resolve().parent.parent   # reference/, spec/, tools/, faults/
+#: the checkout (installed editable) or the installed rnnspec/ folder (a wheel)
+SPEC_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def own_dirs():
+    """The folders of rnnspec's packages, wherever they are installed from, and the
+    checkout's own test folders (tests/, bench/: absent from a wheel)."""
+    from rnnspec import PACKAGES
+    dirs = [SPEC_ROOT / "tests", SPEC_ROOT / "bench"]
+    for name in PACKAGES:
+        found = importlib.util.find_spec(name)
+        dirs += [Path(p).resolve() for p in ((found.submodule_search_locations or []) if found else [])]
+    return tuple(dirs)
 
 
 def worst(outcomes):
@@ -93,11 +108,7 @@ def mark_subject_exception(exc):
 
 
 def _ours(path):
-    try:
-        rel = path.relative_to(SPEC_ROOT)
-    except ValueError:
-        return False
-    return rel.parts[0] in ("spec", "reference", "tools", "faults", "tests", "bench")
+    return any(path.is_relative_to(d) for d in own_dirs())
 
 
 def classify_exception(exc):

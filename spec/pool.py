@@ -29,8 +29,8 @@ import os
 import random
 from dataclasses import dataclass, replace
 
-from reference.activations import ACTIVATION_NAMES
-from spec.cases import LayerConfig
+from rnnspec.reference.activations import ACTIVATION_NAMES
+from rnnspec.spec.cases import LayerConfig
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,12 @@ class GraphShape:
     features: int
     batch: int
     timesteps: int
-    mask: str            # a mask kind from spec.strategies.MASK_KINDS
+    mask: str            # a mask kind from rnnspec.spec.strategies.MASK_KINDS
     initial_state: bool
 
 
 def dimensions(bidirectional, kinds=None):
-    from spec.strategies import KINDS, MASK_KINDS, MERGE_MODES, RECURRENT_ACTIVATIONS
+    from rnnspec.spec.strategies import KINDS, MASK_KINDS, MERGE_MODES, RECURRENT_ACTIVATIONS
     dims = {
         "kind": tuple(kinds or KINDS), "units": (1, 2, 3, 4, 5, 6), "activation": ACTIVATION_NAMES,
         "recurrent_activation": RECURRENT_ACTIVATIONS, "use_bias": (True, False),
@@ -293,7 +293,7 @@ def _stack_rules(row):
 def stack_pool(seed=None):
     """Stacks of 2-3 layers with every pair of values of the dimensions in the StackShape's row
     covered (the middle layer of a 3-stack is a copy of the lowest)."""
-    from spec.strategies import KINDS
+    from rnnspec.spec.strategies import KINDS
     dims = {f"{half}_{k}": v for half in ("top", "lower") for k, v in STACK_LAYER_DIMS.items()}
     dims.update(depth=(2, 3), top_return_sequences=(False, True),
                 head=("none", "dense", "time_distributed", "flatten"), features=(1, 3), batch=(1, 3),

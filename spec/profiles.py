@@ -14,5 +14,5 @@ def scaled_examples(factor):
 
 def examples_per_entry(factor, pool_name):
     """``factor`` times max_examples, spread over every entry of the named pool (at least one each)."""
-    from spec.pool import named_pool
+    from rnnspec.spec.pool import named_pool
     return max(1, -(-scaled_examples(factor) // len(named_pool(pool_name))))

@@ -21,7 +21,7 @@ crashed
 
 The rules are data: per claim id, a list of ``[[refusal]]`` entries with
 ``when`` bounds in the format of ``divergences.toml``
-(:func:`spec.report.divergence_applies`), ``exception`` (class names;
+(:func:`rnnspec.spec.report.divergence_applies`), ``exception`` (class names;
 ``module.Class`` or bare ``Class``, matched against the exception's MRO),
 ``message`` (a regex that must ``search`` the message), ``explicit_raise``
 and optionally ``raised_in`` (a regex on the raising file).
@@ -240,26 +240,26 @@ def load():
 
 def rules(claim_id, env=None):
     """The refusal rules of ``claim_id`` that apply to ``env`` (None: the environment under test)."""
-    from spec.report import divergence_applies
+    from rnnspec.spec.report import divergence_applies
     env = env or current_environment()
     return [r for r in load()["refusal"] if r["claim"] == claim_id and divergence_applies(r, env)]
 
 
 def known_crashes(claim_id, env=None):
     """The ``[[crash]]`` entries of ``claim_id`` measured in environments like ``env``."""
-    from spec.report import divergence_applies
+    from rnnspec.spec.report import divergence_applies
     env = env or current_environment()
     return [c for c in load()["crash"] if c["claim"] == claim_id and divergence_applies(c, env)]
 
 
 @functools.cache
 def _environment():
-    from spec.report import environment
+    from rnnspec.spec.report import environment
     return environment()
 
 
 def current_environment():
-    """The environment under test (``spec.report.environment()``, computed once)."""
+    """The environment under test (``rnnspec.spec.report.environment()``, computed once)."""
     return _environment()
 
 

@@ -1,6 +1,6 @@
 """pytest plugin: one outcome per example and per claim, and the conformance report.
 
-Every example ends in exactly one outcome of :mod:`spec.outcomes` (passed,
+Every example ends in exactly one outcome of :mod:`rnnspec.spec.outcomes` (passed,
 diverged, refused, unsupported; or failed, crashed, fixed, harness error,
 which fail the run). The plugin closes each example: it wraps the body that
 Hypothesis calls once per drawn example (``test.hypothesis.inner_test``), and
@@ -21,7 +21,7 @@ Conformance report (schema :data:`SCHEMA`)
     so keys stay stable when the graph-shape pool or another parametrization
     changes; users commit baselines keyed by them. The report also gives,
     per graph-shape pool (``spec/pool.py``), the entries run and the pairs
-    and triples of values actually executed. ``python -m tools.report``
+    and triples of values actually executed. ``python -m rnnspec.tools.report``
     merges and diffs reports, and refuses a schema it does not know.
 """
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from spec import outcomes, versions
+from rnnspec.spec import outcomes, versions
 
 SCHEMA = 2
 DATA = Path(__file__).parent / "data"
@@ -59,7 +59,7 @@ def current_claim():
 # --------------------------------------------------------------------------- environment
 
 def environment():
-    from spec import adapter
+    from rnnspec.spec import adapter
     return {
         "python": platform.python_version(),
         "tensorflow": adapter.tf_version(),
@@ -142,6 +142,16 @@ def divergence_applies(entry, env):
 _POOL_PARAM = re.compile(r"-?pool\d+")
 
 
+def spec_nodeid(item):
+    """A claim's node id as in a checkout (``spec/test_x.py::...``), whatever pytest's rootdir:
+    run from an installed wheel (``pytest --pyargs rnnspec.spec``) pytest's own id may read
+    ``.../rnnspec/spec/test_x.py::...``, ``test_x.py::...`` or ``::...``. Baselines and
+    the claims of known divergences are keyed by the checkout's form."""
+    if not is_claim(item):
+        return item.nodeid
+    return f"spec/{Path(str(item.path)).name}::{item.nodeid.partition('::')[2]}"
+
+
 def claim_of(nodeid):
     """The claim id: the test's node id without parameters."""
     return nodeid.split("[")[0]
@@ -174,6 +184,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        item.user_properties.append(("nodeid", spec_nodeid(item)))
         doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
         item.user_properties.append(("title", doc.splitlines()[0] if doc else item.name))
         entry = _pool_entry(item)
@@ -232,7 +243,7 @@ def pytest_runtest_call(item):
         yield
         return
     tally = _Examples()
-    _state["claim"] = claim_of(item.nodeid)
+    _state["claim"] = claim_of(spec_nodeid(item))
     _state["observed"] = {}
     hyp = getattr(getattr(item, "obj", None), "hypothesis", None)
     inner = getattr(hyp, "inner_test", None)
@@ -290,7 +301,7 @@ def pytest_runtest_logreport(report):
         ex = props.get("examples") or {}
         outcome = "diverged" if ex.get("models") else "refused" if ex.get("refused") and not ex.get("formulas") \
             else "passed"
-    _RESULTS[rep.nodeid] = {
+    _RESULTS[props.get("nodeid", rep.nodeid)] = {
         "title": props.get("title", rep.nodeid),
         "outcome": outcome,
         "reason": reason,
@@ -384,7 +395,7 @@ def aggregate(results):
 
 def pool_coverage(claims):
     """Per pooled claim: entries run / total, and the pairs and triples of values executed / covered."""
-    from spec.pool import POOLS, coverage, named_pool
+    from rnnspec.spec.pool import POOLS, coverage, named_pool
     out = {}
     for key, c in claims.items():
         if "pool" not in c:

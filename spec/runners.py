@@ -10,8 +10,8 @@ state are passed -- and every example sets fresh weights.
 
 from collections import OrderedDict
 
-from spec import adapter
-from spec.cases import keras_layer
+from rnnspec.spec import adapter
+from rnnspec.spec.cases import keras_layer
 
 #: The compiled paths users run, per backend; the first is the one ``compiled=True`` means.
 #: TensorFlow: ``tf.function``, and ``tf.function(jit_compile=True)`` (XLA), which Keras 3's
@@ -96,7 +96,7 @@ _GRADIENT_CACHE = OrderedDict()
 
 def gradient_runner_for(case, *, compiled=True, device="cpu"):
     """A callable ``(weights, x, mask, initial_state, coefficients) -> [gradients]`` for ``case``
-    (``spec.adapter.gradient_call``), cached per graph shape as :func:`runner_for` caches calls."""
+    (``rnnspec.spec.adapter.gradient_call``), cached per graph shape as :func:`runner_for` caches calls."""
     compiled, timesteps, key = _graph_shape(case, compiled, device)
     return _cached(_GRADIENT_CACHE, key, lambda: _build_gradient_runner(case, compiled, timesteps, device))
 
@@ -119,6 +119,6 @@ def _build_gradient_runner(case, compiled, timesteps, device):
 
 
 def run_gradients(case, coefficients, *, compiled=True, device="cpu"):
-    """Keras's gradients for ``case`` and ``coefficients``, in ``spec.cases.gradient_names`` order."""
+    """Keras's gradients for ``case`` and ``coefficients``, in ``rnnspec.spec.cases.gradient_names`` order."""
     return gradient_runner_for(case, compiled=compiled, device=device)(
         case.weights, case.x, case.mask, case.initial_state, coefficients)

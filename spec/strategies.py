@@ -2,7 +2,7 @@
 
 Structural draws (units, features, flags) shrink towards the smallest,
 default layer. Weights and inputs come from a drawn seed through
-:func:`spec.cases.random_weights`: fan-in scaled and different for every
+:func:`rnnspec.spec.cases.random_weights`: fan-in scaled and different for every
 gate (constant weights give every gate the same pre-activation and hide a
 swapped gate order), reproducible from the seed, and printed in full by the
 failure reproducer.
@@ -11,9 +11,9 @@ failure reproducer.
 import numpy as np
 from hypothesis import strategies as st
 
-from reference.activations import ACTIVATION_NAMES
-from spec.cases import Case, LayerConfig, random_weights
-from spec.tiers import TIERS
+from rnnspec.reference.activations import ACTIVATION_NAMES
+from rnnspec.spec.cases import Case, LayerConfig, random_weights
+from rnnspec.spec.tiers import TIERS
 
 KINDS = ("simple_rnn", "lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
@@ -119,7 +119,7 @@ def _case_of_shape(draw, shape, salt=0, tier=TIERS["tiny"]):
 
 @st.composite
 def pool_cases(draw, entry, tier="tiny"):
-    """A case of the pool entry ``entry`` (``spec.pool.PoolEntry``) with the data of ``tier``
+    """A case of the pool entry ``entry`` (``rnnspec.spec.pool.PoolEntry``) with the data of ``tier``
     (``spec/tiers.py``); the entry's index salts the data seed, so that entries run side by
     side do not share inputs."""
     return _case_of_shape(draw, entry.shape, salt=entry.index, tier=TIERS[tier])

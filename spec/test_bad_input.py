@@ -20,8 +20,8 @@ raised (``observed.raises``).
 import numpy as np
 from hypothesis import given, strategies as st
 
-from spec import adapter
-from spec.conformance import assert_refused as _refused
+from rnnspec.spec import adapter
+from rnnspec.spec.conformance import assert_refused as _refused
 
 KIND = st.sampled_from(["simple_rnn", "lstm", "gru"])
 

@@ -19,22 +19,22 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import reference
-from spec import adapter
-from spec.assertions import assert_matches_reference, tolerance
-from spec.cases import Case, keras_layer, random_weights, reference_outputs
-from spec.conformance import assert_values, call_unless_listed_crash, modelled_outputs
-from spec.divergences import divergence_for
-from spec.pool import entries
-from spec.profiles import examples_per_entry
-from spec.runners import _cached
-from spec.strategies import SEEDS, masks
+from rnnspec import reference
+from rnnspec.spec import adapter
+from rnnspec.spec.assertions import assert_matches_reference, tolerance
+from rnnspec.spec.cases import Case, keras_layer, random_weights, reference_outputs
+from rnnspec.spec.conformance import assert_values, call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.divergences import divergence_for
+from rnnspec.spec.pool import entries
+from rnnspec.spec.profiles import examples_per_entry
+from rnnspec.spec.runners import _cached
+from rnnspec.spec.strategies import SEEDS, masks
 
 
 @st.composite
 def stacks(draw, shape):
     """Fresh weights, inputs, mask pattern and Dense head for the stack ``shape`` (a
-    ``spec.pool.StackShape``)."""
+    ``rnnspec.spec.pool.StackShape``)."""
     layers, head, features = list(shape.layers), shape.head, shape.features
     rng = np.random.default_rng(draw(SEEDS, label="data_seed"))
     x = rng.uniform(-1, 1, (shape.batch, shape.timesteps, features)).astype(np.float32).astype(np.float64)

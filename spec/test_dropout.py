@@ -15,13 +15,13 @@ device only:
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from spec import adapter, outcomes
-from spec.cases import keras_layer, reference_outputs
-from spec.conformance import assert_conforms, call_unless_listed_crash
-from spec.divergences import divergence_for
-from spec.assertions import tolerance
-from spec.profiles import scaled_examples
-from spec.strategies import cases, layer_configs
+from rnnspec.spec import adapter, outcomes
+from rnnspec.spec.cases import keras_layer, reference_outputs
+from rnnspec.spec.conformance import assert_conforms, call_unless_listed_crash
+from rnnspec.spec.divergences import divergence_for
+from rnnspec.spec.assertions import tolerance
+from rnnspec.spec.profiles import scaled_examples
+from rnnspec.spec.strategies import cases, layer_configs
 
 RATES = st.sampled_from([0.0, 0.25, 0.5, 0.75])
 
@@ -64,7 +64,7 @@ def test_training_applies_dropout(case, dropout, recurrent_dropout):
 # --------------------------------------------------------------------------- dropout, exactly
 #
 # The claims above only see that dropout does *something* in training. The claims below
-# recover the masks Keras draws (spec.adapter.DropoutSpy instruments the backend's dropout
+# recover the masks Keras draws (rnnspec.spec.adapter.DropoutSpy instruments the backend's dropout
 # primitive) and check them against the documented semantics (reference/dropout.py):
 #
 # - the masks drawn per call: as many as the version's convention says (conventions.toml
@@ -137,7 +137,7 @@ def check_masks(case, draws):
 
 
 def reference_with_masks(case, applied):
-    from reference.dropout import run_layer_with_dropout
+    from rnnspec.reference.dropout import run_layer_with_dropout
     c = case.config
     spec = c.cell_spec(adapter.conventions()["hard_sigmoid"])
     w = case.weights
@@ -248,7 +248,7 @@ def test_dropped_fraction_matches_rate():
     over the two kinds). With 4 masks of 128 x 64 = 32768 entries per kind the test detects a
     rate off by 0.0197 (rate 0.25) / 0.0221 (rate 0.6) with probability 0.999 (binomial_power(32768, rate, 5e-7))."""
     from dataclasses import replace
-    from spec.cases import Case, LayerConfig, random_weights
+    from rnnspec.spec.cases import Case, LayerConfig, random_weights
     rng = np.random.default_rng(7)
     config = LayerConfig(kind="lstm", units=64, implementation=1, return_sequences=True)
     case = Case(config, 64, random_weights(config, 64, rng), rng.standard_normal((128, 2, 64)),
@@ -279,7 +279,7 @@ def test_same_seed_same_masks(kind, seed):
     if not adapter.conventions()["dropout_seed_argument"]:
         outcomes.unsupported(f"Keras {adapter.KERAS_VERSION} layers take no dropout seed")
         return
-    from spec.cases import LayerConfig
+    from rnnspec.spec.cases import LayerConfig
     config = LayerConfig(kind=kind, units=8, return_sequences=True)
     x = np.random.default_rng(seed).standard_normal((4, 3, 6))
     runs = []

@@ -35,17 +35,17 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, note, settings, strategies as st
 
-from spec import adapter
-from spec.assertions import assert_matches_reference, tolerance
-from spec.cases import reference_outputs
-from spec.conformance import assert_conforms
-from spec.divergences import divergence_for, placed_on
-from spec.devices import TF32_TABLE_KEY, pool_params
-from spec.report import note_observation
-from spec.runners import COMPILED_PATHS, kernel_of, run_case
-from spec.pool import entries, simpler_configs
-from spec.strategies import cases, pool_cases
-from spec.profiles import examples_per_entry
+from rnnspec.spec import adapter
+from rnnspec.spec.assertions import assert_matches_reference, tolerance
+from rnnspec.spec.cases import reference_outputs
+from rnnspec.spec.conformance import assert_conforms
+from rnnspec.spec.divergences import divergence_for, placed_on
+from rnnspec.spec.devices import TF32_TABLE_KEY, pool_params
+from rnnspec.spec.report import note_observation
+from rnnspec.spec.runners import COMPILED_PATHS, kernel_of, run_case
+from rnnspec.spec.pool import entries, simpler_configs
+from rnnspec.spec.strategies import cases, pool_cases
+from rnnspec.spec.profiles import examples_per_entry
 
 
 def check(case, *, compiled, device=("cpu", "off"), path_name=None, tier="tiny"):

@@ -35,15 +35,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spec import adapter, outcomes
-from spec.assertions import describe, reproducer, tolerance
-from spec.cases import gradient_names, reference_gradients, reference_outputs
-from spec.conformance import call_unless_listed_crash, modelled_outputs
-from spec.devices import TF32_TABLE_KEY, pool_params
-from spec.divergences import divergence_for
-from spec.profiles import examples_per_entry, scaled_examples
-from spec.runners import COMPILED_PATHS, run_gradients
-from spec.strategies import SEEDS, cases, pool_cases
+from rnnspec.spec import adapter, outcomes
+from rnnspec.spec.assertions import describe, reproducer, tolerance
+from rnnspec.spec.cases import gradient_names, reference_gradients, reference_outputs
+from rnnspec.spec.conformance import call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.devices import TF32_TABLE_KEY, pool_params
+from rnnspec.spec.divergences import divergence_for
+from rnnspec.spec.profiles import examples_per_entry, scaled_examples
+from rnnspec.spec.runners import COMPILED_PATHS, run_gradients
+from rnnspec.spec.strategies import SEEDS, cases, pool_cases
 
 #: a value counts as touched by a divergence when its model and the formulas differ by more
 #: than this (both are float64 computations of the same loop: agreement is exact up to rounding)

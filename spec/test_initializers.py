@@ -13,9 +13,9 @@
 import numpy as np
 from hypothesis import given, strategies as st
 
-from reference.activations import activation
-from spec import adapter
-from spec import outcomes
+from rnnspec.reference.activations import activation
+from rnnspec.spec import adapter
+from rnnspec.spec import outcomes
 
 
 @given(units=st.integers(1, 64), features=st.integers(1, 16), unit_forget_bias=st.booleans())

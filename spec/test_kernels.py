@@ -23,14 +23,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spec import adapter, outcomes
-from spec.conformance import raises_as_listed
-from spec.devices import DEVICE_PARAMS, pool_params
-from spec.divergences import divergence_for
-from spec.profiles import examples_per_entry
-from spec.report import note_observation
-from spec.runners import kernel_of, run_case
-from spec.strategies import pool_cases
+from rnnspec.spec import adapter, outcomes
+from rnnspec.spec.conformance import raises_as_listed
+from rnnspec.spec.devices import DEVICE_PARAMS, pool_params
+from rnnspec.spec.divergences import divergence_for
+from rnnspec.spec.profiles import examples_per_entry
+from rnnspec.spec.report import note_observation
+from rnnspec.spec.runners import kernel_of, run_case
+from rnnspec.spec.strategies import pool_cases
 
 pytestmark = pytest.mark.skipif(not adapter.IS_KERAS3, reason="unsupported: Keras 2 has no pluggable backend kernels to observe")
 

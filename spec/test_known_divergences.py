@@ -13,13 +13,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from spec import adapter, outcomes, refusals
-from spec.assertions import tolerance
-from spec.cases import Case, LayerConfig, keras_layer, reference_outputs
-from spec.conformance import assert_conforms, assert_values, call_unless_listed_crash, modelled_outputs
-from spec.divergences import placed_on
-from spec.report import divergence_applies, environment, load_divergences
-from spec.runners import run_case
+from rnnspec.spec import adapter, outcomes, refusals
+from rnnspec.spec.assertions import tolerance
+from rnnspec.spec.cases import Case, LayerConfig, keras_layer, reference_outputs
+from rnnspec.spec.conformance import assert_conforms, assert_values, call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.divergences import placed_on
+from rnnspec.spec.report import divergence_applies, environment, load_divergences
+from rnnspec.spec.runners import run_case
 
 ENTRIES = [d for d in load_divergences() if "case" in d]
 

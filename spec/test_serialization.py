@@ -32,12 +32,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spec import adapter, outcomes
-from spec.cases import Case, keras_layer
-from spec.conformance import assert_conforms, call_unless_listed_crash
-from spec.profiles import scaled_examples
-from spec.strategies import NUMERIC_FEATURES, NUMERIC_TIMESTEPS, cases, layer_configs
-from spec.versions import applies
+from rnnspec.spec import adapter, outcomes
+from rnnspec.spec.cases import Case, keras_layer
+from rnnspec.spec.conformance import assert_conforms, call_unless_listed_crash
+from rnnspec.spec.profiles import scaled_examples
+from rnnspec.spec.strategies import NUMERIC_FEATURES, NUMERIC_TIMESTEPS, cases, layer_configs
+from rnnspec.spec.versions import applies
 
 #: Examples per file-format claim, as a fraction of the profile's max_examples
 #: (ci: 40 -> 4). SavedModel and export trace and write a graph: about a second each.
@@ -47,7 +47,7 @@ SLOW_FORMATS = {"savedmodel", "export"}
 
 @functools.cache
 def _saving_table():
-    from spec.report import environment
+    from rnnspec.spec.report import environment
     table = tomllib.loads((Path(__file__).parent / "data" / "saving.toml").read_text())
     env = environment()
     return {kind: [e for e in table.get(kind, []) if applies(e.get("when"), env)] for kind in ("loss", "load_crash")}
@@ -165,7 +165,7 @@ def _assert_same(case, before, after, what, *, rebuilt, traced=False):
       reorder float32 operations (measured: 6e-8 apart from the eager call, TF 2.21).
 
     Then the outputs must agree within the tolerance table's value."""
-    from spec.assertions import close_mask, tolerance
+    from rnnspec.spec.assertions import close_mask, tolerance
     lost = _lost_arguments(case.config, keras_layer(case.config, case.features)) if rebuilt else {}
     atol, rtol = tolerance() if (lost or traced) else (0.0, 0.0)
     assert len(before) == len(after), f"{what}: {len(after)} outputs instead of {len(before)}"
@@ -184,7 +184,7 @@ def _assert_same(case, before, after, what, *, rebuilt, traced=False):
 def _asserted(case, lost):
     """Record the example's outcome: diverged where the model before saving was inside a listed
     divergence, or where the rebuilt model lost a listed argument."""
-    from spec.divergences import divergence_for
+    from rnnspec.spec.divergences import divergence_for
     entry = divergence_for(case)
     if entry is not None:
         outcomes.asserted_model(entry["id"])

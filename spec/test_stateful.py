@@ -21,13 +21,13 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import given, strategies as st
 
-from spec import adapter, outcomes, refusals
-from spec.assertions import assert_matches_reference, tolerance
-from spec.cases import Case, LayerConfig, keras_layer, random_weights, reference_outputs
-from spec.conformance import assert_conforms, assert_refused, assert_values, call_unless_listed_crash, modelled_outputs
-from spec.divergences import divergence_for
-from spec.report import current_claim
-from spec.strategies import NUMERIC_BATCH, NUMERIC_FEATURES, NUMERIC_TIMESTEPS, SEEDS, layer_configs, masks
+from rnnspec.spec import adapter, outcomes, refusals
+from rnnspec.spec.assertions import assert_matches_reference, tolerance
+from rnnspec.spec.cases import Case, LayerConfig, keras_layer, random_weights, reference_outputs
+from rnnspec.spec.conformance import assert_conforms, assert_refused, assert_values, call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.divergences import divergence_for
+from rnnspec.spec.report import current_claim
+from rnnspec.spec.strategies import NUMERIC_BATCH, NUMERIC_FEATURES, NUMERIC_TIMESTEPS, SEEDS, layer_configs, masks
 
 
 @st.composite

@@ -22,11 +22,11 @@ shapes, and an orthogonal 512x2048 initialization would dominate the run time.
 
 from hypothesis import example, given, strategies as st
 
-from reference.structure import (bidirectional_param_count, dense_param_count, param_count,
+from rnnspec.reference.structure import (bidirectional_param_count, dense_param_count, param_count,
                                  stacked_param_counts, weight_shapes)
-from spec import adapter
-from spec import outcomes
-from spec.strategies import structure_configs
+from rnnspec.spec import adapter
+from rnnspec.spec import outcomes
+from rnnspec.spec.strategies import structure_configs
 
 FAST_INIT = dict(kernel_initializer="zeros", recurrent_initializer="zeros", bias_initializer="zeros")
 

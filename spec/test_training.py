@@ -41,16 +41,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from reference.training import dense, dense_gradients, mean_squared_error_gradient, sgd_step
-from spec import adapter, outcomes
-from spec.assertions import describe, reproducer, tolerance
-from spec.cases import gradient_names, keras_layer, reference_gradients, reference_outputs
-from spec.conformance import call_unless_listed_crash, modelled_outputs
-from spec.divergences import divergence_for
-from spec.pool import entries
-from spec.profiles import examples_per_entry
-from spec.runners import _cached
-from spec.strategies import SEEDS, pool_cases
+from rnnspec.reference.training import dense, dense_gradients, mean_squared_error_gradient, sgd_step
+from rnnspec.spec import adapter, outcomes
+from rnnspec.spec.assertions import describe, reproducer, tolerance
+from rnnspec.spec.cases import gradient_names, keras_layer, reference_gradients, reference_outputs
+from rnnspec.spec.conformance import call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.divergences import divergence_for
+from rnnspec.spec.pool import entries
+from rnnspec.spec.profiles import examples_per_entry
+from rnnspec.spec.runners import _cached
+from rnnspec.spec.strategies import SEEDS, pool_cases
 
 POOL = "training"
 #: float64 model and formulas agree to rounding; more than this is "touched" (as in chapter 2b)

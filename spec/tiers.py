@@ -18,7 +18,7 @@ saturating
     meaningful. ``tests/test_tiers.py`` measures and bounds the fraction.
 
 Each tier has its own tolerance row in ``spec/data/tolerances.toml``,
-measured with ``python -m tools.measure_error --tier NAME``.
+measured with ``python -m rnnspec.tools.measure_error --tier NAME``.
 """
 
 from dataclasses import dataclass
@@ -55,8 +55,8 @@ def gate_preactivations(case, hard_sigmoid):
     """
     import numpy as np
 
-    import reference.cells as cells
-    from spec.cases import reference_outputs
+    import rnnspec.reference.cells as cells
+    from rnnspec.spec.cases import reference_outputs
 
     seen = {"recurrent": [], "activation": []}
     original = cells._activation

@@ -4,7 +4,7 @@ Data files (``spec/data/*.toml``) say where an entry applies with a ``when``
 table: ``keras = ">=3,<3.12"``, ``tensorflow = ">=2.16"``, ``numpy = ">=2"``, ``backend =
 "jax"`` (or a list), ``keras_package = "tf_keras"``. This module (standard
 library only, so that ``tools/`` can use it without Keras) decides whether an
-environment -- a dict with those keys, as ``spec.report.environment()``
+environment -- a dict with those keys, as ``rnnspec.spec.report.environment()``
 returns and every report records -- falls inside.
 """
 

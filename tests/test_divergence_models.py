@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, find, given, settings, strategies as st
 
-from reference.activations import HARD_SIGMOID_CONVENTIONS
-from spec.cases import Case, LayerConfig, random_weights, reference_outputs
-from spec.divergence_models import MODELS
-from spec.divergences import PREDICATES
-from spec.strategies import NUMERIC_FEATURES, NUMERIC_TIMESTEPS, SEEDS, cases, layer_configs
+from rnnspec.reference.activations import HARD_SIGMOID_CONVENTIONS
+from rnnspec.spec.cases import Case, LayerConfig, random_weights, reference_outputs
+from rnnspec.spec.divergence_models import MODELS
+from rnnspec.spec.divergences import PREDICATES
+from rnnspec.spec.strategies import NUMERIC_FEATURES, NUMERIC_TIMESTEPS, SEEDS, cases, layer_configs
 
 ENTRIES = tomllib.loads((Path(__file__).parent.parent / "spec" / "data" / "divergences.toml").read_text())["divergence"]
 MODEL_ENTRIES = [e for e in ENTRIES if "model" in e]

@@ -6,13 +6,13 @@
 - Fast subset (default run, about a minute on 2 cores): four faults that
   ``spec/test_equivalence.py`` catches within a few examples -- a gate order,
   a 1e-3 activation error, a time-order bug and a mask bug -- each run as a
-  real pytest subprocess with ``-p faults.plugin``, exactly as the mutation
+  real pytest subprocess with ``-p rnnspec.faults.plugin``, exactly as the mutation
   runner does.
 - Gradient-only faults (``GRADIENT_ONLY``): the forward values stay bit for bit the
   same (so no forward chapter can catch them) while the gradients change; each fails
   ``spec/test_gradients.py`` (``@pytest.mark.slow``).
 - Whole catalogue (``@pytest.mark.slow``; runs only with
-  ``RNNSPEC_FULL_CATALOGUE=1``, otherwise skipped): ``python -m tools.mutation
+  ``RNNSPEC_FULL_CATALOGUE=1``, otherwise skipped): ``python -m rnnspec.tools.mutation
   --all`` must exit 0 -- clean run green, no fault escapes. The tox env
   ``mutation`` runs the same command directly.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.catalogue import CATALOGUE, Fault, get, names
+from rnnspec.faults.catalogue import CATALOGUE, Fault, get, names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ FAST_SUBSET = [
 
 def _keras_or_skip():
     try:
-        from spec import adapter
+        from rnnspec.spec import adapter
     except ImportError as exc:  # the reference-only environment has no Keras
         pytest.skip(f"no Keras installed: {exc}")
     return adapter
@@ -100,7 +100,7 @@ def test_faults_do_not_stack_up():
 @pytest.mark.parametrize("name", FAST_SUBSET)
 def test_fast_subset_is_caught_by_equivalence(name):
     _keras_or_skip()
-    from tools.mutation import run_suite
+    from rnnspec.tools.mutation import run_suite
     result = run_suite(sys.executable, ["spec/test_equivalence.py"], fault=name, timeout=600)
     assert result["status"] == "caught", (
         f"fault {name} was not caught by spec/test_equivalence.py: {result['status']} "
@@ -115,10 +115,10 @@ def test_fast_subset_is_caught_by_equivalence(name):
 @pytest.mark.keras
 @pytest.mark.skipif(os.environ.get("RNNSPEC_FULL_CATALOGUE") != "1",
                     reason="the whole catalogue takes ~15 min: set RNNSPEC_FULL_CATALOGUE=1 "
-                           "(or run `tox -e mutation` / `python -m tools.mutation --all`)")
+                           "(or run `tox -e mutation` / `python -m rnnspec.tools.mutation --all`)")
 def test_whole_catalogue_is_caught(tmp_path):
     out = tmp_path / "mutation-results.json"
-    proc = subprocess.run([sys.executable, "-m", "tools.mutation", "--all", "--jobs", "2",
+    proc = subprocess.run([sys.executable, "-m", "rnnspec.tools.mutation", "--all", "--jobs", "2",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, f"mutation run failed (escapes, errors or a red clean run):\n{proc.stdout[-6000:]}"
 
@@ -127,7 +127,7 @@ def test_whole_catalogue_is_caught(tmp_path):
 
 def test_gpu_faults_are_reachable_but_kept_out_of_the_cpu_catalogue():
     """faults/gpu.py: found by name (RNNSPEC_FAULT), each for one backend, none in the CPU catalogue."""
-    from faults.gpu import GPU_FAULTS
+    from rnnspec.faults.gpu import GPU_FAULTS
     assert len(GPU_FAULTS) >= 4
     cpu_names = set(names())
     for f in GPU_FAULTS:
@@ -139,7 +139,7 @@ def test_gpu_faults_are_reachable_but_kept_out_of_the_cpu_catalogue():
 
 def test_a_backend_fault_is_unsupported_on_another_backend():
     adapter = _keras_or_skip()
-    from faults.gpu import GPU_FAULTS
+    from rnnspec.faults.gpu import GPU_FAULTS
     for f in GPU_FAULTS:
         assert f.supported() == (adapter.IS_KERAS3 and adapter.BACKEND in f.backends)
 
@@ -155,8 +155,8 @@ def _forward_and_gradients(kind, compiled):
     """A fresh LSTM/GRU/SimpleRNN (built now, so that a fault applied before is in it): outputs
     and gradients of a fixed case, with a mask and an initial state."""
     import numpy as np
-    from spec import adapter
-    from spec.cases import Case, LayerConfig, keras_layer, random_weights
+    from rnnspec.spec import adapter
+    from rnnspec.spec.cases import Case, LayerConfig, keras_layer, random_weights
     rng = np.random.default_rng(5)
     config = LayerConfig(kind=kind, units=3, return_sequences=True, return_state=True)
     x = rng.uniform(-1, 1, (2, 4, 2))
@@ -202,7 +202,7 @@ def test_gradient_only_faults_are_caught_by_the_gradient_chapter(name):
     _keras_or_skip()
     if not get(name).supported():
         pytest.skip(f"{name} is not implemented for this Keras")
-    from tools.mutation import run_suite
+    from rnnspec.tools.mutation import run_suite
     result = run_suite(sys.executable, ["spec/test_gradients.py"], fault=name, timeout=600)
     assert result["status"] == "caught", (
         f"fault {name} was not caught by spec/test_gradients.py: {result['status']} "

@@ -9,7 +9,7 @@
   ``hard_sigmoid`` conventions, bias or not, masks (right/left padded, holes,
   fully masked rows) with both ``zero_output_for_mask``, go_backwards,
   initial states, return_sequences/return_state, Bidirectional with every
-  merge mode (through ``spec.cases.reference_gradients``, the bridge the
+  merge mode (through ``rnnspec.spec.cases.reference_gradients``, the bridge the
   Keras property uses), and stacks.
 - Full gradients on tiny cases: every entry of every gradient against its
   own central difference.
@@ -25,15 +25,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import reference.activations as activations
-from reference.activations import ACTIVATION_NAMES, activation, derivative
-from reference.cells import CellSpec
-from reference.gradients import (bidirectional_gradients, layer_gradients, stack_gradients,
+import rnnspec.reference.activations as activations
+from rnnspec.reference.activations import ACTIVATION_NAMES, activation, derivative
+from rnnspec.reference.cells import CellSpec
+from rnnspec.reference.gradients import (bidirectional_gradients, layer_gradients, stack_gradients,
                                  weighted_sum)
-from reference.layer import run_bidirectional, run_layer, run_stack
-from reference.structure import weight_shapes
-from spec.cases import gradient_names, reference_gradients, reference_outputs
-from spec.strategies import MASK_KINDS, cases, layer_configs, masks
+from rnnspec.reference.layer import run_bidirectional, run_layer, run_stack
+from rnnspec.reference.structure import weight_shapes
+from rnnspec.spec.cases import gradient_names, reference_gradients, reference_outputs
+from rnnspec.spec.strategies import MASK_KINDS, cases, layer_configs, masks
 
 _PROFILE_LOADED = settings.default.max_examples != settings.get_profile("default").max_examples
 FAST = settings(deadline=None) if _PROFILE_LOADED else settings(max_examples=50, deadline=None)
@@ -296,7 +296,7 @@ def test_full_layer_gradient_on_a_tiny_case(kind, go_backwards, zero_output_for_
 # --------------------------------------------------------------------------- the check can fail
 
 def _fixed_case(kind="lstm", **flags):
-    from spec.cases import Case, LayerConfig, random_weights
+    from rnnspec.spec.cases import Case, LayerConfig, random_weights
     rng = np.random.default_rng(11)
     config = LayerConfig(kind=kind, units=3, return_sequences=True, return_state=True, **flags)
     x = rng.uniform(-1, 1, (2, 4, 2))
@@ -318,7 +318,7 @@ def test_a_wrong_activation_derivative_is_detected(monkeypatch):
 
 def test_a_wrong_mask_rule_is_detected(monkeypatch):
     """A backward pass that forgets the held outputs (as if zero_output_for_mask were on) is detected."""
-    import reference.gradients as gradients
+    import rnnspec.reference.gradients as gradients
     case = _fixed_case("gru", reset_after=False)
     _check_case(case, "keras3", seed=1)
     right = gradients.layer_gradients
@@ -333,7 +333,7 @@ def test_a_wrong_mask_rule_is_detected(monkeypatch):
 
 def test_a_wrong_gru_reset_path_is_detected(monkeypatch):
     """GRU (reset_after=True) backward with the reset gate's gradient dropped is detected."""
-    import reference.cells as cells
+    import rnnspec.reference.cells as cells
     case = _fixed_case("gru")
     _check_case(case, "keras3", seed=2)
     monkeypatch.setattr(cells.CellSpec, "sigma_prime",

@@ -15,15 +15,15 @@ import math
 import numpy as np
 import pytest
 
-from reference.activations import (
+from rnnspec.reference.activations import (
     ACTIVATION_NAMES,
     activation,
     hard_sigmoid_keras2,
     hard_sigmoid_keras3,
 )
-from reference.cells import CellSpec, initial_state
-from reference.layer import merge, run_bidirectional, run_layer
-from reference.structure import (
+from rnnspec.reference.cells import CellSpec, initial_state
+from rnnspec.reference.layer import merge, run_bidirectional, run_layer
+from rnnspec.reference.structure import (
     bidirectional_param_count,
     dense_param_count,
     param_count,

@@ -14,17 +14,17 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from reference.cells import KINDS, CellSpec
-from reference.layer import run_bidirectional, run_layer
-from reference.structure import (
+from rnnspec.reference.cells import KINDS, CellSpec
+from rnnspec.reference.layer import run_bidirectional, run_layer
+from rnnspec.reference.structure import (
     bidirectional_param_count,
     param_count,
     stacked_param_counts,
     weight_shapes,
 )
 
-# Respect a Hypothesis profile loaded by the root conftest (dev / ci / thorough);
-# without one (e.g. --noconftest), run 50 examples instead of Hypothesis's 100.
+# Respect a Hypothesis profile loaded by rnnspec's plugin (dev / ci / thorough);
+# without one (e.g. -p no:rnnspec), run 50 examples instead of Hypothesis's 100.
 _PROFILE_LOADED = settings.default.max_examples != settings.get_profile("default").max_examples
 FAST = settings(deadline=None) if _PROFILE_LOADED else settings(max_examples=50, deadline=None)
 

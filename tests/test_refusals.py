@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from spec import refusals
-from spec.report import divergence_applies
+from rnnspec.spec import refusals
+from rnnspec.spec.report import divergence_applies
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = "spec/test_bad_input.py::"
@@ -399,7 +399,7 @@ def test_is_keras_file(path, inside):
 def adapter():
     pytest.importorskip("keras", reason="needs an installed Keras")
     try:
-        from spec import adapter
+        from rnnspec.spec import adapter
     except ImportError as exc:  # pragma: no cover - depends on the environment
         pytest.skip(f"no usable Keras: {exc}")
     return adapter

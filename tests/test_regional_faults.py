@@ -22,9 +22,9 @@ from typing import Optional
 import numpy as np
 import pytest
 
-from faults.catalogue import CATALOGUE, get
+from rnnspec.faults.catalogue import CATALOGUE, get
 
-adapter = pytest.importorskip("spec.adapter", reason="needs Keras")
+adapter = pytest.importorskip("rnnspec.spec.adapter", reason="needs Keras")
 if not adapter.IS_KERAS3:
     pytest.skip("the regional faults are implemented for Keras 3", allow_module_level=True)
 if adapter.BACKEND != "tensorflow":
@@ -32,8 +32,8 @@ if adapter.BACKEND != "tensorflow":
     # loop, and raises on unroll + go_backwards + mask: the hand-chosen examples assume TF
     pytest.skip("the regional faults are checked on the TensorFlow backend", allow_module_level=True)
 
-from faults.regional import REGIONAL  # noqa: E402
-from spec.cases import LayerConfig, keras_layer, random_weights  # noqa: E402
+from rnnspec.faults.regional import REGIONAL  # noqa: E402
+from rnnspec.spec.cases import LayerConfig, keras_layer, random_weights  # noqa: E402
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """tools/report.py: merging and diffing conformance reports (no Keras needed).
 
 The reports are small hand-written dicts in the format spec/report.py writes
-(schema 2): per-node results go through ``spec.report.aggregate``, exactly as
+(schema 2): per-node results go through ``rnnspec.spec.report.aggregate``, exactly as
 the plugin does, so the tool is tested on what the plugin really writes.
 """
 
@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from spec import report as plugin
-from tools import report as rt
+from rnnspec.spec import report as plugin
+from rnnspec.tools import report as rt
 
 DIVERGENCES = {
     "zero-mask": {
@@ -263,7 +263,7 @@ def test_reads_a_partial_report(tmp_path):
 
 def test_a_when_table_can_require_a_device():
     """``when = { device = "gpu" }``: the entry applies only where the environment sees a GPU."""
-    from spec.versions import applies
+    from rnnspec.spec.versions import applies
     when = {"backend": "jax", "device": "gpu"}
     assert applies(when, {"backend": "jax", "devices": ["cpu", "gpu"]})
     assert not applies(when, {"backend": "jax", "devices": ["cpu"]})

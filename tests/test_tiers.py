@@ -12,9 +12,9 @@
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from spec.pool import MAX_UNROLLED_TIMESTEPS, entries, named_pool
-from spec.strategies import pool_cases
-from spec.tiers import SATURATING_MIN_FRACTION, gate_preactivations
+from rnnspec.spec.pool import MAX_UNROLLED_TIMESTEPS, entries, named_pool
+from rnnspec.spec.strategies import pool_cases
+from rnnspec.spec.tiers import SATURATING_MIN_FRACTION, gate_preactivations
 
 
 def _measure(data, pool, tier, per_entry=2):

@@ -1,2 +1,2 @@
-"""Command-line tools around the spec: ``python -m tools.report`` (merge and diff
+"""Command-line tools around the spec: ``python -m rnnspec.tools.report`` (merge and diff
 conformance reports) and the mutation runner."""

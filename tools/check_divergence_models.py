@@ -1,14 +1,14 @@
 """Check the known-divergence models and raises tables against the installed Keras.
 
-    python -m tools.check_divergence_models [-n 60] [--seed 0] [--entry ID ...] [--anywhere] [--json PATH]
+    python -m rnnspec.tools.check_divergence_models [-n 60] [--seed 0] [--entry ID ...] [--anywhere] [--json PATH]
 
 For every entry of ``spec/data/divergences.toml`` that applies to this
 environment:
 
 - an entry with ``model``: draws N cases inside its predicate (with
-  ``spec.strategies``, seeded, generate phase only), runs the real Keras on
-  the eager path (``spec.adapter.call``) and the compiled path
-  (``spec.runners.run_case``: tf.function / jax.jit; torch has no graph
+  ``rnnspec.spec.strategies``, seeded, generate phase only), runs the real Keras on
+  the eager path (``rnnspec.spec.adapter.call``) and the compiled path
+  (``rnnspec.spec.runners.run_case``: tf.function / jax.jit; torch has no graph
   mode, its compiled path is the eager call) and prints
   max |keras - model| and max |keras - formulas| over all outputs. The
   model is right when the first is at float32 level (<= --atol) while the
@@ -57,8 +57,8 @@ def collect(strategy, n, seed):
 
 def strategies():
     """Per predicate name, cases around it: the predicate holds for many of them, not all."""
-    from spec.cases import Case, random_weights
-    from spec.strategies import NUMERIC_FEATURES, NUMERIC_TIMESTEPS, SEEDS, cases, layer_configs
+    from rnnspec.spec.cases import Case, random_weights
+    from rnnspec.spec.strategies import NUMERIC_FEATURES, NUMERIC_TIMESTEPS, SEEDS, cases, layer_configs
 
     unrolled = cases(configs=layer_configs().filter(lambda c: c.unroll))
     scanned = cases(configs=layer_configs().filter(lambda c: not c.unroll))
@@ -104,8 +104,8 @@ def _case_of(item):
 
 def _stateful_run(case, x0, compiled):
     """Keras's outputs for the second call of a stateful layer, and the stored states it started from."""
-    from spec import adapter
-    from spec.cases import keras_layer
+    from rnnspec.spec import adapter
+    from rnnspec.spec.cases import keras_layer
     layer = keras_layer(case.config, case.features, batch=case.stateful_batch, stateful=True)
     adapter.set_weights(layer, case.weights)
     adapter.call(layer, x0)
@@ -121,8 +121,8 @@ def _stateful_run(case, x0, compiled):
 
 def _keras_with_dropout(case, compiled):
     """A fresh layer with case.dropout / recurrent_dropout, called eagerly or compiled."""
-    from spec import adapter
-    from spec.cases import keras_layer
+    from rnnspec.spec import adapter
+    from rnnspec.spec.cases import keras_layer
     layer = keras_layer(case.config, case.features, dropout=case.dropout,
                         recurrent_dropout=case.recurrent_dropout)
     adapter.set_weights(layer, case.weights)
@@ -138,7 +138,7 @@ def _keras_with_dropout(case, compiled):
 
 def keras_outputs(item, compiled):
     """``(case, outputs)``: the case as the models see it (stateful: with the stored states) and Keras's outputs."""
-    from spec.runners import run_case
+    from rnnspec.spec.runners import run_case
     if isinstance(item, tuple):
         case, x0 = item
         out, stored = _stateful_run(case, x0, compiled)
@@ -163,8 +163,8 @@ def _first_line(exc):
 # --------------------------------------------------------------------------- the checks
 
 def check_model(entry, predicate, drawn, hs, paths, atol):
-    from spec.cases import reference_outputs
-    from spec.divergence_models import MODELS
+    from rnnspec.spec.cases import reference_outputs
+    from rnnspec.spec.divergence_models import MODELS
     model = MODELS[entry["model"]]
     stats = {p: dict(inside=0, outside=0, vs_model=0.0, vs_formulas=0.0, inside_as_formulas=0,
                      outside_diverging=0, raised={}) for p in paths}
@@ -231,9 +231,9 @@ def main(argv=None):
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
 
-    from spec import adapter
-    from spec.divergences import PREDICATES
-    from spec.report import divergence_applies, environment, load_divergences
+    from rnnspec.spec import adapter
+    from rnnspec.spec.divergences import PREDICATES
+    from rnnspec.spec.report import divergence_applies, environment, load_divergences
 
     env = environment()
     hs = adapter.conventions()["hard_sigmoid"]

@@ -1,6 +1,6 @@
 """Run the clean spec (no fault) under many Hypothesis seeds and count spurious failures.
 
-    python -m tools.false_alarms --seeds 20 [--spec-args "spec/test_equivalence.py ..."] [--json PATH]
+    python -m rnnspec.tools.false_alarms --seeds 20 [--spec-args "spec/test_equivalence.py ..."] [--json PATH]
 
 Each seed is one pytest run with ``--hypothesis-seed=N`` and the ``dev``
 profile (random, not derandomized), so every seed explores different
@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from spec.outcomes import GATE_FAILING
+from rnnspec.spec.outcomes import GATE_FAILING
 
 DEFAULT_SPEC = "spec/test_equivalence.py spec/test_stateful.py spec/test_dropout.py spec/test_composition.py"
 
@@ -52,7 +52,7 @@ def main(argv=None):
                          "examples": examples, "wall_s": round(time.time() - t0, 1)})
             line = "clean" if proc.returncode == 0 else f"FAILED {[f['nodeid'] for f in failed] or proc.stdout[-300:]}"
             print(f"seed {seed}: {line} ({examples} examples, {runs[-1]['wall_s']} s)", flush=True)
-    from spec import adapter
+    from rnnspec.spec import adapter
     summary = {"backend": adapter.BACKEND, "keras": adapter.KERAS_VERSION, "tensorflow": adapter.tf_version(),
                "profile": args.profile, "spec_args": args.spec_args, "seeds": args.seeds,
                "spurious_or_new_failures": sum(1 for r in runs if r["exit_code"] != 0),

@@ -11,9 +11,10 @@
 # and $OUT/summary.txt.
 #
 # Here, once:   ../shared/gpu/fetch-wheels.sh        (Keras wheels into .whl/)
+#               python -m build --wheel --outdir .whl   (rnnspec itself, installed there with them)
 # Check here:   RNNSPEC_NO_WHEELS=1 PYTHON=.tox/k3-torch/bin/python RNNSPEC_GPU_SECONDS=60 OUT=/tmp/gpu-out bash tools/gpu_run.sh   (CPU: GPU params skip)
 # There:        bash tools/gpu_run.sh                (device tool: carry [".whl"], timeout_s > RNNSPEC_GPU_SECONDS + 60)
-# Then:         tar xzf gpu-results.tar.gz; python -m tools.report merge ... (docs/conformance/README.md)
+# Then:         tar xzf gpu-results.tar.gz; python -m rnnspec.tools.report merge ... (docs/conformance/README.md)
 #
 # Every job gets at most $RNNSPEC_GPU_SECONDS (default 300) seconds; a job cut
 # off by that limit says so in summary.txt ("exit 124").
@@ -28,7 +29,13 @@ if [ -z "${RNNSPEC_NO_WHEELS:-}" ] && compgen -G ".whl/*.whl" > /dev/null; then
   $python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
-export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 KERAS_HOME=/tmp/keras-home
+# rnnspec is imported as installed (its wheel above, or an env where it is
+# installed editable): PYTHONSAFEPATH keeps `python -m` from putting the
+# checkout first on sys.path, where rnnspec/ alone would shadow it
+export PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1 KERAS_HOME=/tmp/keras-home
+if ! $python -c 'import rnnspec.spec' 2>/dev/null; then
+  echo "rnnspec is not installed for $python: python -m build --wheel --outdir .whl here first"; exit 1
+fi
 export RNNSPEC_PROFILE="${RNNSPEC_PROFILE:-ci}" OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 export XLA_PYTHON_CLIENT_PREALLOCATE=false   # several JAX processes share the GPU
 start=$(date +%s)
@@ -38,7 +45,7 @@ start=$(date +%s)
   KERAS_BACKEND=torch $python -c 'import keras; print("keras", keras.__version__)' 2>&1
 } > "$work/gpu-device.txt"
 
-chapters="spec/test_equivalence.py spec/test_kernels.py spec/test_known_divergences.py"
+chapters="--pyargs rnnspec.spec.test_equivalence rnnspec.spec.test_kernels rnnspec.spec.test_known_divergences"
 
 job() {  # job NAME BACKEND COMMAND...: run with the time limit, log, record the exit status
   local name=$1 backend=$2; shift 2
@@ -56,9 +63,9 @@ job spec-jax jax env RNNSPEC_ENV=gpu-jax $python -m pytest $chapters -n 8 -q -rs
 # 3. measured error on the GPU
 for backend in torch jax; do
   for tf32 in off default; do
-    job "error-$backend-$tf32" $backend $python -m tools.measure_error --cases "${RNNSPEC_GPU_CASES:-250}" \
+    job "error-$backend-$tf32" $backend $python -m rnnspec.tools.measure_error --cases "${RNNSPEC_GPU_CASES:-250}" \
       --device gpu --tf32 $tf32 --json "$work/error-$backend-gpu-tf32$tf32.json"
-    job "error-fused-$backend-$tf32" $backend $python -m tools.measure_error --cases "${RNNSPEC_GPU_CASES:-150}" \
+    job "error-fused-$backend-$tf32" $backend $python -m rnnspec.tools.measure_error --cases "${RNNSPEC_GPU_CASES:-150}" \
       --pool fused-kernel,fused-kernel-bidirectional --device gpu --tf32 $tf32 \
       --json "$work/error-$backend-gpu-tf32$tf32-fused.json"
   done
@@ -70,8 +77,8 @@ faults_of() {  # faults_of BACKEND FAULT...: one stream per backend, each fault 
   for fault in "$@"; do
     for tf32 in off default; do
       t0=$(date +%s)
-      KERAS_BACKEND=$backend RNNSPEC_FAULT=$fault timeout "$(( limit / 5 ))" $python -m pytest -p faults.plugin \
-        spec/test_equivalence.py -k "gpu-tf32$tf32 and (layer_matches or bidirectional_matches)" -x -q \
+      KERAS_BACKEND=$backend RNNSPEC_FAULT=$fault timeout "$(( limit / 5 ))" $python -m pytest -p rnnspec.faults.plugin \
+        --pyargs rnnspec.spec.test_equivalence -k "gpu-tf32$tf32 and (layer_matches or bidirectional_matches)" -x -q \
         -p no:cacheprovider > "$work/fault-$backend-$fault-$tf32.log" 2>&1
       rc=$?
       # the verdict is pytest's own summary line: a process may hang after pytest has

@@ -1,6 +1,6 @@
 """Measure how far float32 Keras is from the float64 reference, to derive tolerances.
 
-    python -m tools.measure_error [--cases 3000] [--seed 0] [--tier tiny|wide|saturating] [--path xla]
+    python -m rnnspec.tools.measure_error [--cases 3000] [--seed 0] [--tier tiny|wide|saturating] [--path xla]
                                   [--pool NAME] [--device cpu|gpu] [--tf32 off|default]
 
 Draws cases the way the equivalence properties do (graph shapes from a
@@ -55,14 +55,14 @@ def main(argv=None):
                         help="on a GPU: TF32 forced off, or the framework's default (spec/adapter.py tf32_policy)")
     args = parser.parse_args(argv)
 
-    from reference import activations
-    from spec import adapter
-    from spec.assertions import describe, tolerance
-    from spec.cases import Case, random_weights, reference_outputs
-    from spec.divergences import divergence_for
-    from spec.pool import covering_pool, named_pool
-    from spec.runners import kernel_of, run_case
-    from spec.tiers import TIERS, gate_preactivations
+    from rnnspec.reference import activations
+    from rnnspec.spec import adapter
+    from rnnspec.spec.assertions import describe, tolerance
+    from rnnspec.spec.cases import Case, random_weights, reference_outputs
+    from rnnspec.spec.divergences import divergence_for
+    from rnnspec.spec.pool import covering_pool, named_pool
+    from rnnspec.spec.runners import kernel_of, run_case
+    from rnnspec.spec.tiers import TIERS, gate_preactivations
 
     tier = TIERS[args.tier]
     rng = np.random.default_rng(args.seed)
@@ -75,7 +75,7 @@ def main(argv=None):
         pools = [named_pool(tier.pool)] * 2
     hs = adapter.conventions()["hard_sigmoid"]
     errors, per_kind, fault_effect, skipped, ratios, worst, crashes = [], {}, [], 0, [], [], []
-    from spec.devices import TF32_TABLE_KEY
+    from rnnspec.spec.devices import TF32_TABLE_KEY
     if args.device not in adapter.devices():
         parser.error(f"--device {args.device}: not visible to the {adapter.BACKEND} backend "
                      f"(devices: {adapter.devices()})")

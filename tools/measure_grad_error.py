@@ -1,13 +1,13 @@
 """Measure how far Keras's float32 gradients are from the float64 reference gradients.
 
-    python -m tools.measure_grad_error [--cases 600] [--seed 0] [--path eager|tf.function|xla|jax.jit]
+    python -m rnnspec.tools.measure_grad_error [--cases 600] [--seed 0] [--path eager|tf.function|xla|jax.jit]
                                         [--atol 1e-4 --rtol 1e-4] [--json out.json]
 
 Draws cases as tools/measure_error.py does (graph shapes from random-filled
 covering pools, single layers and Bidirectional, every mask kind, initial
 states; tiny tier), and coefficients uniform in [-1, 1] for every returned
 value; computes dL/d(weights, x, initial states) with
-``spec.runners.run_gradients`` and with ``spec.cases.reference_gradients``,
+``rnnspec.spec.runners.run_gradients`` and with ``rnnspec.spec.cases.reference_gradients``,
 and prints, per case, the largest |keras - reference| over every gradient
 entry, and the largest ratio |keras - reference| / (atol + rtol*|reference|)
 at the candidate tolerance. Cases inside a listed divergence are left out
@@ -35,14 +35,14 @@ def main(argv=None):
     parser.add_argument("--json", help="write the summary here")
     args = parser.parse_args(argv)
 
-    from reference import activations
-    from spec import adapter
-    from spec.assertions import describe, tolerance
-    from spec.cases import Case, gradient_names, random_weights, reference_gradients, reference_outputs
-    from spec.divergences import divergence_for
-    from spec.pool import covering_pool
-    from spec.runners import run_gradients
-    from tools.measure_error import _mask
+    from rnnspec.reference import activations
+    from rnnspec.spec import adapter
+    from rnnspec.spec.assertions import describe, tolerance
+    from rnnspec.spec.cases import Case, gradient_names, random_weights, reference_gradients, reference_outputs
+    from rnnspec.spec.divergences import divergence_for
+    from rnnspec.spec.pool import covering_pool
+    from rnnspec.spec.runners import run_gradients
+    from rnnspec.tools.measure_error import _mask
 
     if args.atol is None or args.rtol is None:
         atol, rtol = tolerance(quantity="gradient")

@@ -1,12 +1,12 @@
 """Mutation testing: does the suite catch each fault of the catalogue?
 
-    python -m tools.mutation --all
-    python -m tools.mutation --faults lstm_gate_order_if,gru_update_convention --jobs 2
-    python -m tools.mutation --all --spec-args "spec/test_equivalence.py"
+    python -m rnnspec.tools.mutation --all
+    python -m rnnspec.tools.mutation --faults lstm_gate_order_if,gru_update_convention --jobs 2
+    python -m rnnspec.tools.mutation --all --spec-args "spec/test_equivalence.py"
 
 Runs the spec suite (``pytest spec``, profile ``ci``, ``-x``) once with no
 fault -- that run must pass -- and once per fault in a subprocess with
-``-p faults.plugin`` and ``RNNSPEC_FAULT=<name>``. A fault is *caught* when
+``-p rnnspec.faults.plugin`` and ``RNNSPEC_FAULT=<name>``. A fault is *caught* when
 its run fails a claim; the first failed test id and its first assertion line
 (from the conformance report, ``--report-json``) say which claim and how.
 Prints a table, writes JSON (``docs/mutation-results.json`` unless ``--out``),
@@ -29,26 +29,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rnnspec.spec.outcomes import FINDINGS  # (standard library only)
+
+#: the checkout (rnnspec installed editable): the suite's paths (``spec``) and docs/ are relative to it
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from spec.outcomes import FINDINGS  # noqa: E402  (standard library only)
 
 DEFAULT_OUT = ROOT / "docs" / "mutation-results.json"
 
 
 def _catalogue():
-    sys.path.insert(0, str(ROOT))
-    from faults.catalogue import CATALOGUE
+    from rnnspec.faults.catalogue import CATALOGUE
     return CATALOGUE
 
 
 def keras_major(python):
     """The Keras major version that ``python`` imports (without importing it here)."""
-    code = "from spec import adapter; print(adapter.KERAS_MAJOR, adapter.KERAS_VERSION)"
+    code = "from rnnspec.spec import adapter; print(adapter.KERAS_MAJOR, adapter.KERAS_VERSION)"
     out = subprocess.run([python, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
     if out.returncode != 0:
-        raise SystemExit(f"cannot import spec.adapter with {python}:\n{out.stderr[-2000:]}")
+        raise SystemExit(f"cannot import rnnspec.spec.adapter with {python}:\n{out.stderr[-2000:]}")
     major, version = out.stdout.split()[-2:]
     return int(major), version
 
@@ -78,7 +78,7 @@ def run_suite(python, spec_args, *, fault=None, profile="ci", stop_first=True, d
     """One pytest run; returns a result dict (status caught/escaped/passed/failed/error)."""
     with tempfile.TemporaryDirectory(prefix="rnnspec-mut-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [python, "-m", "pytest", *spec_args, "-p", "faults.plugin",
+        cmd = [python, "-m", "pytest", *spec_args, "-p", "rnnspec.faults.plugin",
                "-p", "no:cacheprovider", "--report-json", str(report)]
         if stop_first:
             cmd.append("-x")
@@ -163,7 +163,7 @@ def table(rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m rnnspec.tools.mutation", description=__doc__.split("\n\n")[0])
     sel = ap.add_mutually_exclusive_group(required=True)
     sel.add_argument("--all", action="store_true", help="every fault in the catalogue")
     sel.add_argument("--faults", help="comma-separated fault names")
@@ -241,7 +241,7 @@ def main(argv=None):
     env = None
     try:
         env = json.loads(subprocess.run(
-            [args.python, "-c", "import json; from spec.report import environment; print(json.dumps(environment()))"],
+            [args.python, "-c", "import json; from rnnspec.spec.report import environment; print(json.dumps(environment()))"],
             cwd=ROOT, capture_output=True, text=True, timeout=300,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout.strip().splitlines()[-1])
     except Exception:

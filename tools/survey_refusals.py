@@ -1,14 +1,14 @@
 """Survey what the installed Keras raises for each refusal claim of the spec.
 
-    RNNSPEC_ENV=k3-tf221 python -m tools.survey_refusals --json docs/measurements/refusals-k3-tf221.json
+    RNNSPEC_ENV=k3-tf221 python -m rnnspec.tools.survey_refusals --json docs/measurements/refusals-k3-tf221.json
 
-Run it with each environment's python (PYTHONPATH=<repo>, KERAS_BACKEND as in
-tox.ini). The older Keras 3 versions in docs/measurements were surveyed on
+Run it with each environment's python (rnnspec installed there, as in every
+tox env; KERAS_BACKEND as in tox.ini). The older Keras 3 versions in docs/measurements were surveyed on
 TF 2.21 with the version installed aside and put first on the path::
 
     pip install --no-deps --target /tmp/keras-3.11.3 keras==3.11.3
-    PYTHONPATH=/tmp/keras-3.11.3:. RNNSPEC_ENV=keras3.11.3-on-tf221 \
-        .tox/spec/bin/python -m tools.survey_refusals --json docs/measurements/refusals-keras3.11.3-on-tf221.json
+    PYTHONPATH=/tmp/keras-3.11.3 RNNSPEC_ENV=keras3.11.3-on-tf221 \
+        .tox/spec/bin/python -m rnnspec.tools.survey_refusals --json docs/measurements/refusals-keras3.11.3-on-tf221.json
 
 (tf_keras 2.21 the same way, with TF_USE_LEGACY_KERAS=1.) One line per case
 goes to stderr.
@@ -16,9 +16,9 @@ goes to stderr.
 For every refusal claim (spec/test_bad_input.py, and
 test_other_batch_size_is_refused in spec/test_stateful.py), every layer kind
 and a few parameter choices from each claim's strategy, it makes the same
-adapter calls as the claim (``spec.adapter.make_layer`` / ``call`` /
+adapter calls as the claim (``rnnspec.spec.adapter.make_layer`` / ``call`` /
 ``build``) twice: once with Keras's traceback filtering as the spec runs it
-(the default, on) and once inside ``spec.refusals.keras_tracebacks()`` (off).
+(the default, on) and once inside ``rnnspec.spec.refusals.keras_tracebacks()`` (off).
 It records the exception class (module-qualified), its message, the innermost
 traceback frame inside the Keras package (file:line, source line) and
 whether that line is an explicit ``raise``, plus how the current
@@ -37,8 +37,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from spec import adapter, refusals  # noqa: E402
-from spec.report import environment  # noqa: E402
+from rnnspec.spec import adapter, refusals  # noqa: E402
+from rnnspec.spec.report import environment  # noqa: E402
 
 KINDS = ("simple_rnn", "lstm", "gru")
 BAD_INPUT = "spec/test_bad_input.py::"
