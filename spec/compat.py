@@ -377,8 +377,12 @@ def read_raw(writer_dir, manifest, model_id, name):
 def read_artifact(writer_dir, manifest, model_id, name, reader_env):
     """One artifact read here: the raw facts, its outcome (match, differs, refused, unsupported,
     crash) and ``listed``, the compat.toml entry that lists it (None: a new finding)."""
-    from spec.compat_rules import classify
-    raw = read_raw(writer_dir, manifest, model_id, name)
+    from spec.compat_rules import classify, unsupported_rule
+    rule = unsupported_rule(fmt=name, reader_env=reader_env)
+    if rule is not None:   # not attempted: e.g. tf.saved_model.load without TensorFlow
+        raw = {"loaded": None, "not_attempted": rule["id"], "detail": rule["reason"].split("\n")[0]}
+    else:
+        raw = read_raw(writer_dir, manifest, model_id, name)
     return {**raw, **classify(raw, fmt=name, model_id=model_id, writer_env=manifest["environment"],
                               reader_env=reader_env)}
 

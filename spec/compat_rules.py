@@ -43,15 +43,23 @@ def raises_as(entry, raw):
             and re.search(entry["message"], raw.get("message", "")) is not None)
 
 
+def unsupported_rule(*, fmt, reader_env, model_id=None, writer_env=None, data=None):
+    """The ``[[unsupported]]`` entry saying this reader does not read ``fmt`` at all, or None."""
+    return next((e for e in (data or table()).get("unsupported", [])
+                 if covers(e, fmt=fmt, model_id=model_id, writer_env=writer_env or {}, reader_env=reader_env)), None)
+
+
 def classify(raw, *, fmt, model_id, writer_env, reader_env, data=None):
     """``{"outcome", "listed", "fixed"?}`` for one raw read (see the module docstring)."""
     data = data or table()
     where = dict(fmt=fmt, model_id=model_id, writer_env=writer_env, reader_env=reader_env)
     if raw.get("harness_error"):
         return {"outcome": "harness-error", "listed": None}
-    for e in data.get("unsupported", []):
-        if covers(e, **where):
-            return {"outcome": "unsupported", "listed": e["id"]}
+    rule = unsupported_rule(data=data, **where)
+    if rule is not None:
+        return {"outcome": "unsupported", "listed": rule["id"]}
+    if raw.get("not_attempted"):   # skipped as unsupported by a rule that no longer applies: read it again
+        return {"outcome": "harness-error", "listed": None}
     findings = [e for e in data.get("finding", []) if covers(e, **where)]
     if not raw["loaded"]:
         for e in data.get("refusal", []):

@@ -108,7 +108,7 @@ def test_merge_renders_and_keeps_the_baseline_when_the_gate_fails(tmp_path):
     args = ["merge", "--reads", str(reads), "--written", str(written), "-o", str(out), "--cells", str(cells),
             "--no-env-list", "--data", str(data)]
     assert tool.main(args) == 0
-    assert json.loads(cells.read_text())["cells"] == {"k2|k3|json|cells": "match", "k3|k3|json|cells": "match"}
+    assert tool.read_cells(cells) == {"k2|k3|json|cells": "match", "k3|k3|json|cells": "match"}
     text = out.read_text()
     assert "### json" in text and "| k2 |" in text and "Gate: passed" in text
     # now k2's artifact crashes, unlisted: the gate fails and the baseline stays
@@ -116,7 +116,7 @@ def test_merge_renders_and_keeps_the_baseline_when_the_gate_fails(tmp_path):
     data["results"][0].update(loaded=False, exception_mro=["KeyError"], message="boom", matches=None)
     (reads / "k3.json").write_text(json.dumps(data))
     assert tool.main(args) == 1
-    assert json.loads(cells.read_text())["cells"]["k2|k3|json|cells"] == "match"
+    assert tool.read_cells(cells)["k2|k3|json|cells"] == "match"
     assert "**FAILED**" in out.read_text()
 
 
@@ -180,3 +180,16 @@ def test_fingerprint_round_trip_here(tmp_path, capsys):
     assert _fingerprint("check", path, fp) == 1
     assert "weights: DIFFER" in capsys.readouterr().out
     assert adapter.IS_KERAS3
+
+
+def test_unsupported_is_not_attempted_and_fixed_gates_the_upgrade_direction_only():
+    skipped = {"loaded": None, "not_attempted": "no-tf"}
+    assert _classify(skipped, fmt="model:savedmodel", reader=K3_JAX) == {"outcome": "unsupported", "listed": "no-tf"}
+    # the rule is gone (or no longer covers it): the artifact must be read again
+    assert _classify(skipped, fmt="model:savedmodel", reader=K3)["outcome"] == "harness-error"
+    envs = {"k2": K2, "k3": K3}
+    newer_to_older = [_result("match", writer="k3", reader="k2", fixed=["x"])]
+    assert tool.gate(newer_to_older, {}, [], {"k3"}, {"k2"}, envs) == []
+    upgrade = [_result("match", fixed=["x"])]
+    assert len(tool.gate(upgrade, {}, [], {"k2"}, {"k3"}, envs)) == 1
+    assert tool.upgrade_direction(K2, K3) and tool.upgrade_direction(K3, K3_JAX) and not tool.upgrade_direction(K3, K2)

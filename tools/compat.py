@@ -190,8 +190,10 @@ def _compat_table(path=None):
     return tomllib.loads(Path(path or ROOT / "spec" / "data" / "compat.toml").read_text())
 
 
-def gate(results, baseline, expected_envs, writers, readers):
-    """The gate's failures, as lines."""
+def gate(results, baseline, expected_envs, writers, readers, envs=None):
+    """The gate's failures, as lines. ``envs`` (name -> environment) tells the upgrade direction:
+    a listed finding that now matches fails the gate there only (newer to older is optional)."""
+    envs = envs or {}
     failures = []
     for env in expected_envs:
         if env not in writers:
@@ -210,7 +212,9 @@ def gate(results, baseline, expected_envs, writers, readers):
             failures.append(f"harness error: {cell_key(r)}: {r['detail']}")
         if r["outcome"] in ("differs", "crash") and not r.get("listed"):
             failures.append(f"new finding: {cell_key(r)} {r['outcome']}: {r['detail']}")
-        if r.get("fixed"):
+        upgrade = (r["writer"] not in envs or r["reader"] not in envs
+                   or upgrade_direction(envs[r["writer"]], envs[r["reader"]]))
+        if r.get("fixed") and upgrade:
             failures.append(f"fixed: {cell_key(r)} matches, but {', '.join(r['fixed'])} lists it "
                             "(spec/data/compat.toml): narrow or remove the entry")
     return failures
@@ -273,8 +277,38 @@ def render(results, manifests, reads, table, failures, command):
     ]
     for o in OUTCOMES:
         lines.append(f"| {SYMBOL[o]} {o} | {counts[o]} | {ucounts[o]} |")
+    severity = ("match", "unsupported", "refused", "differs", "not-written", "crash", "harness-error")
+    cell_worst = {k: max((r["outcome"] for r in v), key=severity.index) for k, v in by_cell.items()}
+    lines += ["", "Cells (writer × reader × format), each counted under the worst outcome of its models "
+              "(crash, then differs, refused, unsupported; match: every model loads and matches):", "",
+              "| cell outcome | all | upgrade direction |", "| --- | ---: | ---: |"]
+    for o in reversed(severity):
+        n_all = sum(1 for v in cell_worst.values() if v == o)
+        n_up = sum(1 for (w, rd, _), v in cell_worst.items() if v == o and w in info and rd in info
+                   and upgrade_direction(info[w], info[rd]))
+        if n_all or o in ("match", "crash"):
+            lines.append(f"| {SYMBOL[o]} {o} | {n_all} | {n_up} |")
     lines += ["", f"Gate: {'**FAILED**' if failures else 'passed'} ({len(failures)} failures)."]
     lines += [f"- {f}" for f in failures[:50]]
+    codes = {"json": "J", "weights:weights.h5": "W", "weights:h5": "H", "weights:tf": "C", "model:keras": "K",
+             "model:h5": "h", "model:savedmodel": "S", "model:export": "E"}
+    lines += [
+        "",
+        "## Which formats carry a model across",
+        "",
+        "Per writer × reader, the formats in which *every* corpus model loads and matches: "
+        + ", ".join(f"`{c}` {f}" for f, c in codes.items()) + ". `-`: none.",
+        "",
+        "| writer \\ reader | " + " | ".join(order) + " |",
+        "| --- |" + " --- |" * len(order),
+    ]
+    for w in order:
+        row = []
+        for rd in order:
+            ok = [codes.get(f, f) for f in formats if by_cell.get((w, rd, f))
+                  and all(r["outcome"] == "match" for r in by_cell[(w, rd, f)])]
+            row.append("".join(ok) or "-")
+        lines.append(f"| {w} | " + " | ".join(row) + " |")
     lines += [
         "",
         "## Cells",
@@ -318,10 +352,10 @@ def render(results, manifests, reads, table, failures, command):
               "Clear refusals (`[[refusal]]`) and formats a reader does not read (`[[unsupported]]`):", ""]
     for rid, e in refusals.items():
         n = sum(r.get("listed") == rid for r in results)
-        lines.append(f"- {rlabels[rid]} `{rid}` ({n} artifacts): {e['reason'].strip().splitlines()[0]}")
+        lines.append(f"- {rlabels[rid]} `{rid}` ({n} artifacts): {' '.join(e['reason'].split())}")
     for e in table.get("unsupported", []):
         n = sum(r.get("listed") == e["id"] for r in results)
-        lines.append(f"- `{e['id']}` ({n} artifacts): {e['reason'].strip().splitlines()[0]}")
+        lines.append(f"- `{e['id']}` ({n} artifacts): {' '.join(e['reason'].split())}")
     not_written = [r for r in results if r["outcome"] == "not-written"]
     if not_written:
         lines += ["", "Artifacts a writer could not save (`!`):", ""]
@@ -369,22 +403,37 @@ def reclassify(reads, data=None):
     return results
 
 
+def write_cells(path, results):
+    """The outcomes as the gate's baseline: one line per writer|reader|format, {model: outcome}."""
+    cells = {}
+    for r in results:
+        cells.setdefault(f"{r['writer']}|{r['reader']}|{r['format']}", {})[r["model"]] = r["outcome"]
+    body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(dict(sorted(v.items())))}" for k, v in sorted(cells.items()))
+    Path(path).write_text('{"cells": {\n' + body + "\n}}\n")
+
+
+def read_cells(path):
+    """``{"writer|reader|format|model": outcome}`` from :func:`write_cells`'s file."""
+    return {f"{k}|{m}": o for k, per in json.loads(Path(path).read_text())["cells"].items() for m, o in per.items()}
+
+
 def cmd_merge(args):
     reads = load_results(args.reads)
     manifests = load_manifests(args.written)
     data = _compat_table(args.data)
     results = reclassify(reads, data)
     baseline_path = Path(args.cells)
-    baseline = json.loads(baseline_path.read_text())["cells"] if baseline_path.is_file() else {}
+    baseline = read_cells(baseline_path) if baseline_path.is_file() else {}
     expected = [] if args.no_env_list else tox_env_list()
-    failures = gate(results, baseline, expected, set(manifests), set(reads))
-    command = args.command or "tox -e compat"
+    envs = {**{w: m["environment"] for w, m in manifests.items()}, **{r: d["environment"] for r, d in reads.items()}}
+    failures = gate(results, baseline, expected, set(manifests), set(reads), envs)
+    command = args.command or ('tox -p auto -x "testenv.commands=python -m tools.compat write" && '
+                               'tox -p auto -x "testenv.commands=python -m tools.compat read" && tox -e compat')
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(results, manifests, reads, data, failures, command))
     if not failures or args.accept:
-        baseline_path.write_text(json.dumps({"cells": {cell_key(r): r["outcome"] for r in sorted(results, key=cell_key)}},
-                                            indent=0, sort_keys=True) + "\n")
+        write_cells(baseline_path, results)
     print(f"rnnspec compat: {len(results)} artifacts from {len(manifests)} writers, {len(reads)} readers -> {out}")
     for f in failures[:40]:
         print("  GATE:", f)
