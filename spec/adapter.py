@@ -790,3 +790,101 @@ def _torch_gradients(layer, has_mask, n_initial_states, training):
         wrt = trainable + [x_t] + init
         return [np.zeros(tuple(w.shape)) if g is None else to_numpy(g) for g, w in zip(grads, wrt)]
     return run
+
+
+# --------------------------------------------------------------------------- across versions (spec/compat.py)
+#
+# The compatibility corpus and the fingerprint command save in one environment and load in
+# another: these are the calls they make, each the way this version documents it.
+
+@functools.cache
+def user_cell_class():
+    """A user-defined recurrent cell, registered for deserialization as ``rnnspec>MinimalRNNCell``.
+
+    The cell of the Keras guide "Working with RNNs" (``MinimalRNNCell``): ``h' = x.W + h.U``, no
+    activation, no bias, weights ``kernel`` (features, units) and ``recurrent_kernel`` (units,
+    units). Keras 3 computes with ``keras.ops.matmul``, Keras 2 with ``keras.backend.dot``.
+    """
+    matmul = keras.ops.matmul if IS_KERAS3 else keras.backend.dot
+
+    @keras.utils.register_keras_serializable(package="rnnspec")
+    class MinimalRNNCell(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.state_size = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(int(input_shape[-1]), self.units),
+                                          initializer="uniform", name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units),
+                                                    initializer="uniform", name="recurrent_kernel")
+            self.built = True
+
+        def call(self, inputs, states):
+            output = matmul(inputs, self.kernel) + matmul(states[0], self.recurrent_kernel)
+            return output, [output]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+    return MinimalRNNCell
+
+
+@subject
+def user_cell_layer(units, **flags):
+    """``keras.layers.RNN`` around the registered :func:`user_cell_class`."""
+    return keras.layers.RNN(user_cell_class()(units), **flags)
+
+
+@subject
+def functional_model(build_outputs, timesteps, features):
+    """``keras.Model(inputs, build_outputs(inputs))`` for inputs (batch, timesteps, features)."""
+    inputs = keras.Input(shape=(timesteps, features))
+    return keras.Model(inputs, build_outputs(inputs))
+
+
+def artifact_path(directory, fmt, kind):
+    """Where a model (``kind="model"``) or its weights (``"weights"``) saved as ``fmt`` live."""
+    import os
+    suffix = (WEIGHTS_SUFFIX if kind == "weights" else MODEL_SUFFIX)[fmt]
+    return os.path.join(directory, kind + suffix)
+
+
+@subject
+def save_as(model, directory, fmt, kind):
+    """Save ``model`` (or, ``kind="weights"``, its weights) as ``fmt`` into ``directory``: the path.
+
+    ``kind="json"``: ``to_json()`` into ``model.json``."""
+    import os
+    if kind == "json":
+        path = os.path.join(directory, "model.json")
+        Path(path).write_text(model.to_json())
+        return path
+    path = artifact_path(directory, fmt, kind)
+    if kind == "weights":
+        model.save_weights(path, **({"save_format": "tf"} if fmt == "tf" else {}))
+    elif fmt == "export":
+        model.export(path)
+    elif fmt == "savedmodel":
+        model.save(path, save_format="tf")
+    else:
+        model.save(path)
+    return path
+
+
+@subject
+def load_saved(path, fmt):
+    """Load a model saved as ``fmt``: a Keras model, or (``export``) a callable ``x -> outputs``."""
+    if fmt == "export":
+        import tensorflow as tf
+        restored = tf.saved_model.load(path)
+        return lambda x, _restored=restored: _restored.serve(x)   # the function needs its object alive
+    if fmt == "json":
+        return keras.models.model_from_json(Path(path).read_text())
+    return keras.models.load_model(path)
+
+
+@subject
+def load_weights_from(model, path):
+    model.load_weights(path)
+    return model
