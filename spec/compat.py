@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-import reference
-from reference.structure import weight_shapes
+from rnnspec import reference
+from rnnspec.reference.structure import weight_shapes
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = ROOT / "compat" / "golden"
+GOLDEN = DATA / "golden"   # travels in the wheel (package data)
 
 #: bumped when the corpus changes: a reader refuses a writer directory of another version
 CORPUS_VERSION = 1
@@ -90,7 +90,7 @@ JSON = "json"
 
 def formats_written():
     """``[(kind, fmt)]`` this environment writes: the config, weights and model formats (conventions.toml)."""
-    from spec import adapter
+    from rnnspec.spec import adapter
     c = adapter.conventions()
     return ([("json", JSON)] + [("weights", f) for f in c["weights_formats"]]
             + [("model", f) for f in c["model_formats"]])
@@ -195,7 +195,7 @@ def output_names(model_id):
 # --------------------------------------------------------------------------- keras side
 
 def _keras_layer(layer):
-    from spec import adapter
+    from rnnspec.spec import adapter
     if layer.kind == "user_cell":
         made = adapter.user_cell_layer(layer.units, **layer.args)
     else:
@@ -207,7 +207,7 @@ def _keras_layer(layer):
 
 def build_model(model_id, layer_weights=None):
     """The corpus model in this environment; with ``layer_weights`` set per layer."""
-    from spec import adapter
+    from rnnspec.spec import adapter
     layers = []
 
     def outputs(inputs):
@@ -228,12 +228,12 @@ def build_model(model_id, layer_weights=None):
 
 
 def call_model(model, x):
-    from spec import adapter
+    from rnnspec.spec import adapter
     return adapter.to_numpy(adapter.as_list(adapter.invoke(model, np.asarray(x, np.float32))))
 
 
 def conventions_now():
-    from spec import adapter
+    from rnnspec.spec import adapter
     c = adapter.conventions()
     return c["hard_sigmoid"], c["gru_reset_after_default"]
 
@@ -256,16 +256,16 @@ def _message(exc):
 
 def register_user_objects():
     """Register the corpus's user-defined cell, so that loading finds it (as a user's import would)."""
-    from spec import adapter
+    from rnnspec.spec import adapter
     adapter.user_cell_class()
 
 
 def write(out_dir, *, models=None, formats=None):
     """Write the corpus into ``out_dir`` (``<model>/<format>/...``), with ``manifest.json``."""
     import shutil
-    from spec import adapter
-    from spec.assertions import close_mask, tolerance
-    from spec.report import environment
+    from rnnspec.spec import adapter
+    from rnnspec.spec.assertions import close_mask, tolerance
+    from rnnspec.spec.report import environment
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -318,7 +318,7 @@ def write(out_dir, *, models=None, formats=None):
 # --------------------------------------------------------------------------- reading
 
 def _load_and_call(writer_dir, model_id, name, artifact, x, model_weights):
-    from spec import adapter
+    from rnnspec.spec import adapter
     path = str(Path(writer_dir) / artifact["path"])
     kind, _, fmt = name.partition(":")
     if name == JSON:
@@ -333,7 +333,7 @@ def _load_and_call(writer_dir, model_id, name, artifact, x, model_weights):
 
 def _compare(actual, expected, atol, rtol):
     """None when equal within tolerance, else what differs."""
-    from spec.assertions import close_mask
+    from rnnspec.spec.assertions import close_mask
     if len(actual) != len(expected):
         return f"{len(actual)} outputs instead of {len(expected)}"
     for i, (a, e) in enumerate(zip(actual, expected)):
@@ -347,8 +347,8 @@ def _compare(actual, expected, atol, rtol):
 def read_raw(writer_dir, manifest, model_id, name):
     """What happens when this environment loads one artifact and calls it on the fixed inputs: a dict
     (``spec/compat_rules.py``). An exception raised in rnnspec's own code propagates (a harness error)."""
-    from spec.assertions import tolerance
-    from spec.refusals import keras_tracebacks
+    from rnnspec.spec.assertions import tolerance
+    from rnnspec.spec.refusals import keras_tracebacks
     entry = manifest["models"][model_id]
     data = np.load(Path(writer_dir) / model_id / "expected.npz")
     x = data["x"]
@@ -377,7 +377,7 @@ def read_raw(writer_dir, manifest, model_id, name):
 def read_artifact(writer_dir, manifest, model_id, name, reader_env):
     """One artifact read here: the raw facts, its outcome (match, differs, refused, unsupported,
     crash) and ``listed``, the compat.toml entry that lists it (None: a new finding)."""
-    from spec.compat_rules import classify, unsupported_rule
+    from rnnspec.spec.compat_rules import classify, unsupported_rule
     rule = unsupported_rule(fmt=name, reader_env=reader_env)
     if rule is not None:   # not attempted: e.g. tf.saved_model.load without TensorFlow
         raw = {"loaded": None, "not_attempted": rule["id"], "detail": rule["reason"].split("\n")[0]}

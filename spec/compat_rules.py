@@ -14,7 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from spec.versions import applies
+from rnnspec.spec.versions import applies
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,8 +1,8 @@
 """Chapter 10 -- saved models across versions: files written by the oldest stacks still load.
 
 A model saved under TensorFlow 2.12 or 2.15 with Keras 2 is read by every later
-environment. The golden corpus (``compat/golden/<env>/``, written there by
-``python -m tools.compat write``, with a manifest and sha256 checksums) holds the
+environment. The golden corpus (``spec/data/golden/<env>/``, written there by
+``python -m rnnspec.tools.compat write``, with a manifest and sha256 checksums) holds the
 compatibility corpus of ``spec/compat.py`` -- every cell kind, the flags that change the
 weight layout or the semantics, GRU without ``reset_after``, ``hard_sigmoid``,
 Bidirectional, a stack and a registered user-defined cell -- as the ``to_json`` config,
@@ -24,7 +24,7 @@ import json
 
 import pytest
 
-from spec import compat, outcomes
+from rnnspec.spec import compat, outcomes
 
 
 def _artifacts():
@@ -42,7 +42,7 @@ def _artifacts():
 @pytest.mark.parametrize("directory, model_id, name", _artifacts())
 def test_golden_artifact_loads_and_computes_the_same(directory, model_id, name):
     """An artifact of the golden corpus: matches, or is refused / unsupported / a finding as listed."""
-    from spec.report import environment
+    from rnnspec.spec.report import environment
     manifest = json.loads((directory / "manifest.json").read_text())
     compat.register_user_objects()
     result = compat.read_artifact(directory, manifest, model_id, name, environment())
@@ -72,5 +72,5 @@ def test_golden_artifact_loads_and_computes_the_same(directory, model_id, name):
 
 def reproducer(directory, model_id, name):
     """The command that reads one artifact again and prints its outcome."""
-    return (f"python -m tools.compat read {directory} -o /tmp/read.json  "
+    return (f"python -m rnnspec.tools.compat read {directory} -o /tmp/read.json  "
             f"(artifact {model_id}/{name.replace(':', '-')}; expected outputs in {model_id}/expected.npz)")

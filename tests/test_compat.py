@@ -1,7 +1,7 @@
 """The compatibility tools: outcome rules, the merge and its gate, the golden corpus, the fingerprint.
 
 The fingerprint tests read fingerprints written under TF 2.15 / Keras 2.15 (k2-tf215,
-``compat/golden/fingerprints/``) and check them here, under TF 2.21 / Keras 3 (the tests env).
+``spec/data/golden/fingerprints/``) and check them here, under TF 2.21 / Keras 3 (the tests env).
 """
 
 import json
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from spec import compat_rules
-from tools import compat as tool
+from rnnspec.spec import compat_rules
+from rnnspec.tools import compat as tool
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = ROOT / "compat" / "golden"
+from rnnspec.spec.compat import GOLDEN  # noqa: E402
 FINGERPRINTS = GOLDEN / "fingerprints"
 
 K2 = {"keras": "2.15.0", "tensorflow": "2.15.1", "backend": "tensorflow", "keras_package": "keras", "env_name": "k2"}
@@ -121,7 +121,7 @@ def test_merge_renders_and_keeps_the_baseline_when_the_gate_fails(tmp_path):
 
 
 def test_golden_corpus_checksums_and_size():
-    from spec import compat
+    from rnnspec.spec import compat
     dirs = sorted(p.parent for p in GOLDEN.glob("*/manifest.json"))
     assert [d.name for d in dirs] == ["k2-tf212", "k2-tf215"]
     for d in dirs:
@@ -133,7 +133,7 @@ def test_golden_corpus_checksums_and_size():
 # --------------------------------------------------------------------------- fingerprint
 
 def _fingerprint(*args):
-    from tools import fingerprint
+    from rnnspec.tools import fingerprint
     return fingerprint.main([str(a) for a in args])
 
 
@@ -150,7 +150,7 @@ def test_fingerprint_from_tf215_checked_here_the_model_file_does_not_load(capsys
 def test_fingerprint_from_tf215_checked_here_rebuilt_with_its_weights(capsys):
     """Rebuilt in code with the .h5 file's weights: the same weights and the same outputs as under TF 2.15."""
     code = _fingerprint("check", _golden("cells"), FINGERPRINTS / "k2-tf215-cells.json",
-                        "--build", "spec.compat:build_model", "--build-args", "cells")
+                        "--build", "rnnspec.spec.compat:build_model", "--build-args", "cells")
     out = capsys.readouterr().out
     assert code == 0, out
     assert "written with Keras 2.15.0" in out and "SAME" in out and "weights: the same" in out
@@ -158,7 +158,7 @@ def test_fingerprint_from_tf215_checked_here_rebuilt_with_its_weights(capsys):
 
 def test_fingerprint_from_tf215_catches_the_hard_sigmoid_change(capsys):
     code = _fingerprint("check", _golden("hard_sigmoid"), FINGERPRINTS / "k2-tf215-hard_sigmoid.json",
-                        "--build", "spec.compat:build_model", "--build-args", "hard_sigmoid")
+                        "--build", "rnnspec.spec.compat:build_model", "--build-args", "hard_sigmoid")
     out = capsys.readouterr().out
     assert code == 1, out
     assert "weights: the same" in out and "output 0: DIFFERS" in out
@@ -167,7 +167,7 @@ def test_fingerprint_from_tf215_catches_the_hard_sigmoid_change(capsys):
 def test_fingerprint_round_trip_here(tmp_path, capsys):
     """Written and checked in one environment: the same; other weights in the file: differs."""
     import numpy as np
-    from spec import adapter, compat
+    from rnnspec.spec import adapter, compat
     model = compat.build_model("stack", compat.corpus_weights("stack", True))
     path = tmp_path / "m.keras"
     model.save(str(path))

@@ -1,9 +1,9 @@
 """Does *my* saved model load and compute the same after an upgrade?
 
     # before the upgrade, in the old environment:
-    python -m tools.fingerprint write my_model.h5 -o my_model.fingerprint.json
+    python -m rnnspec.tools.fingerprint write my_model.h5 -o my_model.fingerprint.json
     # after it, in the new one:
-    python -m tools.fingerprint check my_model.h5 my_model.fingerprint.json
+    python -m rnnspec.tools.fingerprint check my_model.h5 my_model.fingerprint.json
 
 ``write`` loads the model (``keras.models.load_model``: ``.keras``, legacy ``.h5``, or a
 SavedModel directory where the Keras version reads one) and records its fingerprint: the
@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 VERSION = 1
 
@@ -61,7 +59,7 @@ def model_format(path):
 def load(path, build=None, build_args=()):
     """The saved model at ``path``; with ``build`` ("module:function"), the model that function
     builds (called with ``build_args``), with the weights of ``path`` loaded into it."""
-    from spec import adapter
+    from rnnspec.spec import adapter
     if build:
         module, _, function = build.partition(":")
         model = getattr(importlib.import_module(module), function)(*build_args)
@@ -107,12 +105,12 @@ def _layers(model):
 
 
 def _outputs(model, xs):
-    from spec import adapter
+    from rnnspec.spec import adapter
     return adapter.to_numpy(adapter.as_list(adapter.invoke(model, xs if len(xs) > 1 else xs[0])))
 
 
 def fingerprint(model, args):
-    from spec.report import environment
+    from rnnspec.spec.report import environment
     weights = model.get_weights()
     shapes = _input_shapes(model, args)
     xs = _inputs(shapes, args.seed)
@@ -127,7 +125,7 @@ def fingerprint(model, args):
 
 def compare(recorded, model):
     """``(verdict, lines)``: verdict "same" or "differs"; lines say what was compared and found."""
-    from spec.assertions import close_mask, tolerance
+    from rnnspec.spec.assertions import close_mask, tolerance
     lines, verdict = [], "same"
     weights = model.get_weights()
     now = [{"shape": list(np.shape(w)), "sha256": _digest(w)} for w in weights]
@@ -194,7 +192,7 @@ def _config_differences(before, after):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tools.fingerprint", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rnnspec.tools.fingerprint", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write", help="record the fingerprint of a saved model")
     w.add_argument("model")
@@ -222,7 +220,7 @@ def main(argv=None):
         out.write_text(json.dumps(fingerprint(model, args), indent=1, default=str) + "\n")
         print(f"rnnspec fingerprint: {args.model} -> {out}")
         return 0
-    from spec.report import environment
+    from rnnspec.spec.report import environment
     recorded = json.loads(Path(args.fingerprint).read_text())
     verdict, lines = compare(recorded, model)
     then, now = recorded["environment"], environment()
