@@ -309,7 +309,25 @@ def pytest_runtest_logreport(report):
         "observed": props.get("observed", {}),
         "pool": props.get("pool"),
         "duration_s": round(rep.duration, 3),
+        "reproducer": _reproducer(rep) if rep.outcome == "failed" else "",
     }
+
+
+def _reproducer(rep):
+    """The "Reproducer (numpy + keras):" snippet of a failure message ("" when it has none):
+    ``rnnspec repro CLAIM --report R.json`` prints it back."""
+    import textwrap
+    text = getattr(rep, "longreprtext", "") or ""
+    lines = [line[1:] for line in text.splitlines() if line == "E" or line.startswith("E ")]
+    for i, line in enumerate(lines):
+        if "Reproducer (numpy + keras):" in line:
+            body = []
+            for rest in lines[i + 1:]:
+                if rest.strip().startswith(("Falsifying example", "You can reproduce")):
+                    break
+                body.append(rest)
+            return textwrap.dedent("\n".join(body)).strip() + "\n"
+    return ""
 
 
 def _first_line(rep):
@@ -368,6 +386,8 @@ def aggregate(results):
         for target in (c, v):
             if r["reason"] and r["reason"] not in target["reasons"]:
                 target["reasons"].append(r["reason"])
+        if r.get("reproducer"):
+            c.setdefault("reproducers", []).append({"node": nodeid, "reason": r["reason"], "code": r["reproducer"]})
             _add_examples(target["examples"], r["examples"])
         for k, values in r["observed"].items():
             seen = c["observed"].setdefault(k, [])
