@@ -62,9 +62,15 @@ def catalogue():
             "claims": ["spec/test_serialization.py::*"],
             "detail": f"{', '.join(r['layer'] for r in rows)}.get_config() drops `{arg}`"}
     for f in _read("compat.toml").get("finding", []):
+        formats = f.get("format") or []
+        formats = [formats] if isinstance(formats, str) else formats
         out[f["id"]] = {"kind": "saved files", "source": "spec/data/compat.toml",
                         "reason": _text(f.get("reason") or f.get("why")), "when": f.get("when") or {},
-                        "claims": [], "reproducer": (f.get("reproducer") or "").strip()}
+                        "claims": [], "reproducer": (f.get("reproducer") or "").strip(),
+                        "applies_text": f"written under {when_text(f.get('writer'))}, read under "
+                                        f"{when_text(f.get('reader'))}: {f.get('outcome', '?')}"
+                                        + (f" ({', '.join(formats)})" if formats else ""),
+                        "across_versions": True}
     return out
 
 
