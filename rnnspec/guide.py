@@ -269,8 +269,12 @@ def build(reports):
     for key in sorted(set().union(*per_env) if per_env else raw["default"],
                       key=lambda k: (list(CONVENTION_MEANINGS).index(k) if k in CONVENTION_MEANINGS else 99, k)):
         values = [str(p.get(key)) for p in per_env]
-        conv_rows.append({"key": key, "values": values, "differs": len(set(values)) > 1,
-                          "meaning": CONVENTION_MEANINGS.get(key, "")})
+        groups = {}
+        for c, v in zip(cols, values):
+            groups.setdefault(v, []).append(c["name"])
+        conv_rows.append({"key": key, "groups": list(groups.items()), "differs": len(groups) > 1,
+                          "meaning": Markup(re.sub(r"`(.+?)`", r"<code>\1</code>",
+                                                   html.escape(CONVENTION_MEANINGS.get(key, ""), quote=False)))})
 
     ctx = {"cols": cols, "chapters": chaps, "findings": finds, "conventions": conv_rows,
            "failing_total": sum(ch["failing"] for ch in chaps)}
