@@ -386,9 +386,9 @@ def aggregate(results):
         for target in (c, v):
             if r["reason"] and r["reason"] not in target["reasons"]:
                 target["reasons"].append(r["reason"])
+            _add_examples(target["examples"], r["examples"])
         if r.get("reproducer"):
             c.setdefault("reproducers", []).append({"node": nodeid, "reason": r["reason"], "code": r["reproducer"]})
-            _add_examples(target["examples"], r["examples"])
         for k, values in r["observed"].items():
             seen = c["observed"].setdefault(k, [])
             seen += [x for x in values if x not in seen]

@@ -206,3 +206,33 @@ def test_merge_through_the_command(tmp_path):
     r = invoke("report", "merge", K2, K3, "-o", out)
     assert r.exit_code == 0
     assert "k2-tf215" in out.read_text() and "k3-tf221" in out.read_text()
+
+
+def test_the_report_keeps_the_reproducer_a_failure_printed():
+    from types import SimpleNamespace
+
+    from rnnspec.spec import report as plugin
+    text = "\n".join([
+        "    def test_layer():",
+        ">       assert_matches_reference(case)",
+        "E       AssertionError: output[0, 0, 1]=0, but should be 0.3810186",
+        "E         config: simple_rnn(units=1, features=1)",
+        "E       ",
+        "E       Reproducer (numpy + keras):",
+        "E           import numpy as np",
+        "E           import keras",
+        "E           layer = keras.layers.SimpleRNN(1, use_bias=False)",
+        "E",
+        "E           out = layer(x)",
+        "E       Falsifying example: test_layer(data=...)",
+    ])
+    code = plugin._reproducer(SimpleNamespace(longreprtext=text))
+    assert code == ("import numpy as np\nimport keras\nlayer = keras.layers.SimpleRNN(1, use_bias=False)\n"
+                    "\nout = layer(x)\n")
+    assert plugin._reproducer(SimpleNamespace(longreprtext="E   ValueError: no snippet")) == ""
+    claims = plugin.aggregate({"spec/test_x.py::test_layer[cpu]": {
+        "title": "t", "outcome": "failed", "reason": "AssertionError: output", "observed": {}, "pool": None,
+        "duration_s": 0.1, "reproducer": code,
+        "examples": {"drawn": 3, "formulas": 2, "models": {}, "refused": 0, "unsupported": 0, "unasserted": 0}}})
+    c = claims["spec/test_x.py::test_layer"]
+    assert c["examples"]["formulas"] == 2 and c["reproducers"][0]["code"] == code

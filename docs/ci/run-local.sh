@@ -52,7 +52,7 @@ RNNSPEC_STEP
   [ $? = 0 ] || ok=1; fi
   if [ "$ok" = 0 ]; then step 'Run the spec' <<'RNNSPEC_STEP'
 mkdir -p rnnspec-reports
-rnnspec run --profile "$RNNSPEC_PROFILE" --env-name "$RNNSPEC_ENV" --report "rnnspec-reports/$RNNSPEC_ENV.json" -- -q
+rnnspec run --profile "$RNNSPEC_PROFILE" --env-name "$RNNSPEC_ENV" --report "rnnspec-reports/$RNNSPEC_ENV.json"
 RNNSPEC_STEP
   [ $? = 0 ] || ok=1; fi
   if true; then echo '::: Upload the report'  # a copy under $WORKDIR/artifacts
@@ -86,7 +86,7 @@ RNNSPEC_STEP
   [ $? = 0 ] || ok=1; fi
   if [ "$ok" = 0 ]; then step 'Run the spec' <<'RNNSPEC_STEP'
 mkdir -p rnnspec-reports
-rnnspec run --profile "$RNNSPEC_PROFILE" --env-name "$RNNSPEC_ENV" --report "rnnspec-reports/$RNNSPEC_ENV.json" -- -q
+rnnspec run --profile "$RNNSPEC_PROFILE" --env-name "$RNNSPEC_ENV" --report "rnnspec-reports/$RNNSPEC_ENV.json"
 RNNSPEC_STEP
   [ $? = 0 ] || ok=1; fi
   if true; then echo '::: Upload the report'  # a copy under $WORKDIR/artifacts
@@ -120,7 +120,7 @@ RNNSPEC_STEP
   [ $? = 0 ] || ok=1; fi
   if [ "$ok" = 0 ]; then step 'Run the spec' <<'RNNSPEC_STEP'
 mkdir -p rnnspec-reports
-rnnspec run --profile "$RNNSPEC_PROFILE" --env-name "$RNNSPEC_ENV" --report "rnnspec-reports/$RNNSPEC_ENV.json" -- -q
+rnnspec run --profile "$RNNSPEC_PROFILE" --env-name "$RNNSPEC_ENV" --report "rnnspec-reports/$RNNSPEC_ENV.json"
 RNNSPEC_STEP
   [ $? = 0 ] || ok=1; fi
   if true; then echo '::: Upload the report'  # a copy under $WORKDIR/artifacts
