@@ -62,6 +62,7 @@ def environment():
     from rnnspec.spec import adapter
     return {
         "python": platform.python_version(),
+        "rnnspec": _library_version("rnnspec"),   # the rnnspec that wrote the report
         "tensorflow": adapter.tf_version(),
         # the non-TF backend's library (None when not installed)
         "numpy": _library_version("numpy"),

@@ -236,3 +236,10 @@ def test_the_report_keeps_the_reproducer_a_failure_printed():
         "examples": {"drawn": 3, "formulas": 2, "models": {}, "refused": 0, "unsupported": 0, "unasserted": 0}}})
     c = claims["spec/test_x.py::test_layer"]
     assert c["examples"]["formulas"] == 2 and c["reproducers"][0]["code"] == code
+
+
+def test_gate_notes_reports_of_two_rnnspec_versions(tmp_path):
+    base = _copy(tmp_path, K3, "base.json", lambda d: d["environment"].update(rnnspec="0.1.0"))
+    cur = _copy(tmp_path, K3, "cur.json", lambda d: d["environment"].update(rnnspec="0.2.0"))
+    r = invoke("gate", "--baseline", base, cur)
+    assert r.exit_code == 0 and "written by rnnspec 0.1.0 and 0.2.0" in r.output

@@ -292,6 +292,10 @@ def gate(baseline, current, divergences=None, annotate=False):
                      + ("" if base else "  (no baseline for this environment: a new one)"))
         if base:
             lines.append(f"       baseline {base['_source']}, current {cur['_source']}")
+            va, vb = base["environment"].get("rnnspec"), env.get("rnnspec")
+            if va != vb:
+                lines.append(f"       note: written by rnnspec {va or '(unknown)'} and {vb or '(unknown)'}: "
+                             "claims may differ because the spec itself changed")
         for k, c in res["new_failures"]:
             reason = (c["reasons"] or ["(no message recorded)"])[0]
             lines.append(f"  NEW {c['outcome'].upper():<14} {k}")
