@@ -184,7 +184,15 @@ def gate(baseline, current):
     listed; they do not fail the gate.
     """
     from rnnspec.tools import upgrade
-    base, cur = _load(baseline), _load(current)
+    empty = [b for b in baseline if os.path.isdir(b) and not any(n.endswith(".json") for n in os.listdir(b))]
+    if empty and len(empty) == len(baseline):
+        # a first run: the baseline folder exists and holds no report yet (docs/ci/README.md, step 3)
+        click.echo(f"rnnspec gate: the baseline {', '.join(empty)} holds no report yet: every environment "
+                   "is gated as a new one (commit this run's reports there to set the baseline)")
+        base = []
+    else:
+        base = _load(baseline)
+    cur = _load(current)
     try:
         text, status = upgrade.gate(base, cur, annotate=os.environ.get("GITHUB_ACTIONS") == "true")
     except ValueError as exc:

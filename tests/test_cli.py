@@ -243,3 +243,13 @@ def test_gate_notes_reports_of_two_rnnspec_versions(tmp_path):
     cur = _copy(tmp_path, K3, "cur.json", lambda d: d["environment"].update(rnnspec="0.2.0"))
     r = invoke("gate", "--baseline", base, cur)
     assert r.exit_code == 0 and "written by rnnspec 0.1.0 and 0.2.0" in r.output
+
+
+def test_gate_with_an_empty_baseline_folder_gates_every_environment_as_new(tmp_path):
+    (tmp_path / "baseline").mkdir()
+    r = invoke("gate", "--baseline", tmp_path / "baseline", K3)
+    assert r.exit_code == 0, r.output
+    assert "holds no report yet" in r.output and "(no baseline for this environment: a new one)" in r.output
+    cur = _copy(tmp_path, K3, "k3-tf221.json", _inject_failure)
+    assert invoke("gate", "--baseline", tmp_path / "baseline", cur).exit_code == 1
+    assert invoke("gate", "--baseline", tmp_path / "missing", K3).exit_code == 2
