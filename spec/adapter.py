@@ -63,12 +63,7 @@ def conventions():
     with ``keras = ">=3"``-style bounds; later matching rules override.
     """
     raw = tomllib.loads((DATA / "conventions.toml").read_text())
-    out = dict(raw["default"])
-    for rule in raw.get("rule", []):
-        when = {k: rule[k] for k in ("keras", "backend") if k in rule}
-        if versions.applies(when, {"keras": KERAS_VERSION, "backend": BACKEND}):
-            out.update(rule["set"])
-    return out
+    return versions.conventions_for({"keras": KERAS_VERSION, "backend": BACKEND}, raw)
 
 
 def subject(fn):

@@ -62,6 +62,7 @@ def environment():
     from rnnspec.spec import adapter
     return {
         "python": platform.python_version(),
+        "rnnspec": _library_version("rnnspec"),   # the rnnspec that wrote the report
         "tensorflow": adapter.tf_version(),
         # the non-TF backend's library (None when not installed)
         "numpy": _library_version("numpy"),
@@ -309,7 +310,25 @@ def pytest_runtest_logreport(report):
         "observed": props.get("observed", {}),
         "pool": props.get("pool"),
         "duration_s": round(rep.duration, 3),
+        "reproducer": _reproducer(rep) if rep.outcome == "failed" else "",
     }
+
+
+def _reproducer(rep):
+    """The "Reproducer (numpy + keras):" snippet of a failure message ("" when it has none):
+    ``rnnspec repro CLAIM --report R.json`` prints it back."""
+    import textwrap
+    text = getattr(rep, "longreprtext", "") or ""
+    lines = [line[1:] for line in text.splitlines() if line == "E" or line.startswith("E ")]
+    for i, line in enumerate(lines):
+        if "Reproducer (numpy + keras):" in line:
+            body = []
+            for rest in lines[i + 1:]:
+                if rest.strip().startswith(("Falsifying example", "You can reproduce")):
+                    break
+                body.append(rest)
+            return textwrap.dedent("\n".join(body)).strip() + "\n"
+    return ""
 
 
 def _first_line(rep):
@@ -369,6 +388,8 @@ def aggregate(results):
             if r["reason"] and r["reason"] not in target["reasons"]:
                 target["reasons"].append(r["reason"])
             _add_examples(target["examples"], r["examples"])
+        if r.get("reproducer"):
+            c.setdefault("reproducers", []).append({"node": nodeid, "reason": r["reason"], "code": r["reproducer"]})
         for k, values in r["observed"].items():
             seen = c["observed"].setdefault(k, [])
             seen += [x for x in values if x not in seen]

@@ -57,3 +57,19 @@ def applies(when, env):
     if "device" in when and not set(_as_list(when["device"])) <= set(env.get("devices") or ["cpu"]):
         return False
     return True
+
+
+def conventions_for(env, raw):
+    """The conventions (``spec/data/conventions.toml``, parsed: ``raw``) that hold in ``env``.
+
+    ``[default]``, overridden by every ``[[rule]]`` whose ``keras`` / ``backend``
+    bounds cover ``env``, later rules last. The adapter resolves the installed
+    Keras with it; the upgrade note (``rnnspec report diff``) resolves the two
+    environments of two reports.
+    """
+    out = dict(raw["default"])
+    for rule in raw.get("rule", []):
+        when = {k: rule[k] for k in ("keras", "backend") if k in rule}
+        if applies(when, env):
+            out.update(rule["set"])
+    return out

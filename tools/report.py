@@ -84,9 +84,26 @@ def expand_paths(args, exclude=()):
 
 def load_report(path):
     """One report as a dict, with ``_source`` (its path) added."""
-    with open(path) as fh:
-        data = json.load(fh)
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such report: {path}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path}: a directory, not a report file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON conformance report (corrupt or truncated: {exc})") from None
     return normalise(data, source=str(path))
+
+
+def load_reports(args, exclude=()):
+    """Every report that ``args`` (files, directories, glob patterns) names, loaded and checked:
+    the one loader of the command line (``rnnspec report``, ``rnnspec gate``) and of this tool.
+    Raises FileNotFoundError when nothing matches, ValueError on a corrupt report or another schema."""
+    paths = expand_paths(args, exclude)
+    if not paths:
+        raise FileNotFoundError(f"no reports match {' '.join(map(str, args))}")
+    return [load_report(p) for p in paths]
 
 
 def normalise(data, source="<dict>"):
