@@ -581,11 +581,9 @@ WEIGHTS_SUFFIX = {"weights.h5": ".weights.h5", "h5": ".h5", "tf": ""}
 MODEL_SUFFIX = {"keras": ".keras", "h5": ".h5", "savedmodel": "", "export": ""}
 
 
-@subject
 def model_of(layer, timesteps, features):
     """A functional model around an already built ``layer``: inputs (batch, timesteps, features)."""
-    inputs = keras.Input(shape=(timesteps, features))
-    return keras.Model(inputs, layer(inputs))
+    return functional_model(layer, timesteps, features)
 
 
 @subject
@@ -599,32 +597,15 @@ def model_from_json(model):
     return keras.models.model_from_json(model.to_json())
 
 
-@subject
 def save_weights_then_load(model, into, directory, fmt):
     """``model.save_weights`` in format ``fmt``, then ``into.load_weights`` from that file."""
-    import os
-    path = os.path.join(directory, "weights" + WEIGHTS_SUFFIX[fmt])
-    kwargs = {"save_format": "tf"} if fmt == "tf" else {}
-    model.save_weights(path, **kwargs)
-    into.load_weights(path)
-    return into
+    return load_weights_from(into, save_as(model, directory, fmt, "weights"))
 
 
-@subject
 def save_model_then_load(model, directory, fmt):
-    """Save ``model`` in format ``fmt`` and load it back; returns a callable ``x -> outputs``."""
-    import os
-    path = os.path.join(directory, "model" + MODEL_SUFFIX[fmt])
-    if fmt == "export":   # Keras 3 (and tf.keras >= 2.13): an inference-only SavedModel
-        import tensorflow as tf
-        model.export(path)
-        restored = tf.saved_model.load(path)
-        return lambda x, _restored=restored: _restored.serve(x)   # the function needs its object alive
-    if fmt == "savedmodel":
-        model.save(path, save_format="tf")
-    else:
-        model.save(path)
-    return keras.models.load_model(path)
+    """Save ``model`` in format ``fmt`` and load it back; returns a callable ``x -> outputs``
+    (``export``, Keras 3 and tf.keras >= 2.13: an inference-only SavedModel) or the model."""
+    return load_saved(save_as(model, directory, fmt, "model"), fmt)
 
 # --------------------------------------------------------------------------- one training step
 

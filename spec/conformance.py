@@ -75,6 +75,22 @@ def modelled_outputs(case, hard_sigmoid, entry):
     return _model(entry)(case, hard_sigmoid)
 
 
+#: a value counts as touched by a divergence when its model and the formulas differ by more
+#: than this (both are float64 computations of the same loop: agreement is exact up to rounding)
+TOUCHED = 1e-9
+
+
+def touched_values(case, hard_sigmoid, entry):
+    """``(modelled, touched)`` for a value divergence ``entry``: its model's outputs, and per
+    returned value a boolean mask of the entries where the model differs from the formulas
+    (all of a value whose shape differs)."""
+    formulas = reference_outputs(case, hard_sigmoid)
+    modelled = modelled_outputs(case, hard_sigmoid, entry)
+    touched = [np.abs(np.asarray(m) - np.asarray(f)) > TOUCHED if np.shape(m) == np.shape(f)
+               else np.ones(np.shape(f), bool) for m, f in zip(modelled, formulas)]
+    return modelled, touched
+
+
 def assert_conforms(case, run, *, path, atol=None, rtol=None, hard_sigmoid=None, expected=None, entry=False):
     """Run Keras (``run()`` -> list of arrays) on ``case`` and assert the result.
 

@@ -38,17 +38,12 @@ from hypothesis import given, settings, strategies as st
 from rnnspec.spec import adapter, outcomes
 from rnnspec.spec.assertions import describe, reproducer, tolerance
 from rnnspec.spec.cases import gradient_names, reference_gradients, reference_outputs
-from rnnspec.spec.conformance import call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.conformance import call_unless_listed_crash, touched_values
 from rnnspec.spec.devices import TF32_TABLE_KEY, pool_params
 from rnnspec.spec.divergences import divergence_for
 from rnnspec.spec.profiles import examples_per_entry, scaled_examples
 from rnnspec.spec.runners import COMPILED_PATHS, run_gradients
 from rnnspec.spec.strategies import SEEDS, cases, pool_cases
-
-#: a value counts as touched by a divergence when its model and the formulas differ by more
-#: than this (both are float64 computations of the same loop: agreement is exact up to rounding)
-TOUCHED = 1e-9
-
 
 def draw_coefficients(data, case, hard_sigmoid):
     """Coefficients uniform in [-1, 1] (float32-representable), one array per returned value."""
@@ -68,10 +63,7 @@ def check_gradients(case, coefficients, *, compiled, device=("cpu", "off"), path
     entry = divergence_for(case)
     touched_id = None
     if entry is not None and "model" in entry:
-        formulas = reference_outputs(case, hard_sigmoid)
-        modelled = modelled_outputs(case, hard_sigmoid, entry)
-        touched = [np.abs(np.asarray(m) - np.asarray(f)) > TOUCHED if np.shape(m) == np.shape(f)
-                   else np.ones(np.shape(f), bool) for m, f in zip(modelled, formulas)]
+        _, touched = touched_values(case, hard_sigmoid, entry)
         if any(np.any(t) for t in touched):
             coefficients = [np.where(t, 0.0, c) for t, c in zip(touched, coefficients)]
             touched_id = entry["id"]

@@ -45,7 +45,7 @@ from rnnspec.reference.training import dense, dense_gradients, mean_squared_erro
 from rnnspec.spec import adapter, outcomes
 from rnnspec.spec.assertions import describe, reproducer, tolerance
 from rnnspec.spec.cases import gradient_names, keras_layer, reference_gradients, reference_outputs
-from rnnspec.spec.conformance import call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.conformance import call_unless_listed_crash, touched_values
 from rnnspec.spec.divergences import divergence_for
 from rnnspec.spec.pool import entries
 from rnnspec.spec.profiles import examples_per_entry
@@ -53,8 +53,6 @@ from rnnspec.spec.runners import _cached
 from rnnspec.spec.strategies import SEEDS, pool_cases
 
 POOL = "training"
-#: float64 model and formulas agree to rounding; more than this is "touched" (as in chapter 2b)
-TOUCHED = 1e-9
 #: one float32 rounding of the updated weight (2^-23 relative)
 FLOAT32_ULP = 2.0 ** -23
 
@@ -84,11 +82,10 @@ def expected_step(case, head, y, learning_rate, hard_sigmoid, entry):
     touched_id = None
     rows = np.zeros(np.shape(h)[:-1], bool)
     if entry is not None and "model" in entry:
-        modelled = np.asarray(modelled_outputs(case, hard_sigmoid, entry)[0])
-        touched = np.abs(modelled - h) > TOUCHED
-        if np.any(touched):
-            rows = np.any(touched, axis=-1)            # a batch row (and timestep) whose output moved
-            y = np.where(rows[..., None], dense(modelled, kernel, bias), y)
+        modelled, touched = touched_values(case, hard_sigmoid, entry)
+        if np.any(touched[0]):
+            rows = np.any(touched[0], axis=-1)         # a batch row (and timestep) whose output moved
+            y = np.where(rows[..., None], dense(np.asarray(modelled[0]), kernel, bias), y)
             touched_id = entry["id"]
     # where the targets are what Keras predicts (the divergence's model), Keras's loss there is
     # zero and so is its gradient; everywhere else, the formulas' gradient of the mean

@@ -24,9 +24,9 @@ import json
 import os
 import re
 import sys
-import tomllib
 from pathlib import Path
 
+from rnnspec.spec import compat_rules
 from rnnspec.spec.compat import GOLDEN
 from rnnspec.spec.versions import version_tuple
 
@@ -184,10 +184,6 @@ def load_manifests(written_dirs):
         m = json.loads((d / "manifest.json").read_text())
         manifests[m["environment"]["env_name"]] = m
     return manifests
-
-
-def _compat_table(path=None):
-    return tomllib.loads(Path(path or ROOT / "spec" / "data" / "compat.toml").read_text())
 
 
 def gate(results, baseline, expected_envs, writers, readers, envs=None):
@@ -420,7 +416,7 @@ def read_cells(path):
 def cmd_merge(args):
     reads = load_results(args.reads)
     manifests = load_manifests(args.written)
-    data = _compat_table(args.data)
+    data = compat_rules.table(args.data)
     results = reclassify(reads, data)
     baseline_path = Path(args.cells)
     baseline = read_cells(baseline_path) if baseline_path.is_file() else {}
