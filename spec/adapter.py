@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnspec.spec import versions
+from rnnspec.spec import arguments, versions
 from rnnspec.spec.outcomes import mark_subject_exception
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -53,6 +53,10 @@ if BACKEND == "jax":
     jax.config.update("jax_traceback_filtering", "off")
 
 LAYER_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+# Every argument that rnnspec passes to a constructor or a call of the recurrent API is
+# noted for the running claim: the argument coverage of the report (spec/arguments.py).
+arguments.install(keras)
 
 
 @functools.cache
@@ -460,6 +464,11 @@ def call(layer, x, *, mask=None, initial_state=None, training=False):
     if initial_state is not None:
         kwargs["initial_state"] = [_tensor(s) for s in initial_state]
     return to_numpy(as_list(invoke(layer, _tensor(x), **kwargs)))
+
+
+def call_with_input_named(layer, name, x):
+    """Eager call passing the input by keyword ``name`` (the name a docstring gives it)."""
+    return to_numpy(as_list(invoke(layer, **{name: _tensor(x)})))
 
 
 @subject

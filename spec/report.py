@@ -41,7 +41,7 @@ from rnnspec.spec import outcomes, versions
 
 SCHEMA = 2
 DATA = Path(__file__).parent / "data"
-_state = {"claim": "", "observed": {}}
+_state = {"claim": "", "observed": {}, "arguments": {}, "inventory": None}
 
 
 def note_observation(key, value):
@@ -49,6 +49,19 @@ def note_observation(key, value):
     seen = _state["observed"].setdefault(key, [])
     if value not in seen:
         seen.append(value)
+
+
+def note_argument(cls_name, arg, key):
+    """Record that the running claim passed ``arg`` of ``cls_name`` with a value whose key is ``key``
+    (``spec/arguments.py``); a claim keeps at most two distinct keys per argument."""
+    seen = _state["arguments"].setdefault(f"{cls_name}.{arg}", [])
+    if key not in seen and len(seen) < 2:
+        seen.append(key)
+
+
+def note_inventory(documented):
+    """Record the documented arguments of the installed Keras (``spec/test_contract.py``)."""
+    _state["inventory"] = [list(d) for d in documented]
 
 
 def current_claim():
@@ -246,6 +259,8 @@ def pytest_runtest_call(item):
     tally = _Examples()
     _state["claim"] = claim_of(spec_nodeid(item))
     _state["observed"] = {}
+    _state["arguments"] = {}
+    _state["inventory"] = None
     hyp = getattr(getattr(item, "obj", None), "hypothesis", None)
     inner = getattr(hyp, "inner_test", None)
     if inner is not None:
@@ -262,6 +277,9 @@ def pytest_runtest_call(item):
         if outcome.excinfo is None:
             tally.close(log)
     item.user_properties.append(("observed", dict(_state["observed"])))
+    item.user_properties.append(("arguments", dict(_state["arguments"])))
+    if _state["inventory"] is not None:
+        item.user_properties.append(("inventory", _state["inventory"]))
     item.user_properties.append(("examples", tally.as_dict()))
 
 
@@ -308,6 +326,8 @@ def pytest_runtest_logreport(report):
         "reason": reason,
         "examples": props.get("examples") or {},
         "observed": props.get("observed", {}),
+        "arguments": props.get("arguments", {}),
+        "inventory": props.get("inventory"),
         "pool": props.get("pool"),
         "duration_s": round(rep.duration, 3),
         "reproducer": _reproducer(rep) if rep.outcome == "failed" else "",
@@ -380,7 +400,7 @@ def aggregate(results):
     for nodeid, r in sorted(results.items()):
         c = claims.setdefault(claim_of(nodeid), {
             "title": r["title"], "outcome": None, "reasons": [], "nodes": 0, "variants": {},
-            "examples": {"models": {}}, "observed": {}, "duration_s": 0.0})
+            "examples": {"models": {}}, "observed": {}, "arguments": {}, "duration_s": 0.0})
         c["nodes"] += 1
         v = c["variants"].setdefault(variant_of(nodeid), {"outcome": None, "reasons": [], "examples": {"models": {}}})
         v["outcome"] = outcomes.worst([v["outcome"], r["outcome"]])
@@ -393,6 +413,9 @@ def aggregate(results):
         for k, values in r["observed"].items():
             seen = c["observed"].setdefault(k, [])
             seen += [x for x in values if x not in seen]
+        for k, values in (r.get("arguments") or {}).items():
+            seen = c["arguments"].setdefault(k, [])
+            seen += [x for x in values if x not in seen and len(seen) < 2]
         c["duration_s"] = round(c["duration_s"] + r["duration_s"], 3)
         if r.get("pool"):
             name, index = r["pool"]
@@ -429,6 +452,27 @@ def pool_coverage(claims):
     return out
 
 
+def argument_coverage(results, claims, env):
+    """Argument coverage (``spec/arguments.py``) when spec/test_contract.py ran and read the
+    inventory; it adds the claim :data:`~rnnspec.spec.arguments.EXERCISED_CLAIM` to ``claims``."""
+    documented = next((r["inventory"] for r in results.values() if r.get("inventory")), None)
+    if documented is None:
+        return {}
+    from rnnspec.spec import arguments
+    cov = arguments.coverage([tuple(d) for d in documented], claims, env)
+    missing = [f"{r['class']}.{r['argument']}" for r in cov["rows"] if r["status"] == "unexercised"]
+    claims[arguments.EXERCISED_CLAIM] = {
+        "title": "Every mapped argument is passed by its claims with at least two different values.",
+        "outcome": "failed" if missing else "passed",
+        "reasons": [f"never exercised with two values by the claims mapped to them: {', '.join(missing)}"]
+        if missing else [],
+        "nodes": 1, "variants": {}, "observed": {}, "arguments": {}, "duration_s": 0.0,
+        "examples": {"drawn": 1, "formulas": 0 if missing else 1, "models": {}, "refused": 0,
+                     "unsupported": 0, "unasserted": 0},
+    }
+    return cov
+
+
 def totals(claims):
     t = {"models": {}}
     for c in claims.values():
@@ -454,6 +498,9 @@ def pytest_sessionfinish(session, exitstatus):
     state["stale"] = stale
     state["claims"] = claims
     pools = pool_coverage(claims) if any("pool" in c for c in claims.values()) else {}
+    arguments = argument_coverage(_RESULTS, claims, state["env"])
+    if arguments and arguments["counts"].get("unexercised") and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     path = Path(report_path(session.config))
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -463,6 +510,7 @@ def pytest_sessionfinish(session, exitstatus):
         "wall_time_s": round(time.time() - state["start"], 1),
         "claims": claims,
         "pools": pools,
+        "arguments": arguments,
         "totals": totals(claims),
         "unmatched_divergence_entries": stale,
     }
@@ -470,6 +518,7 @@ def pytest_sessionfinish(session, exitstatus):
     state["written"] = str(path)
     state["totals"] = payload["totals"]
     state["pools"] = pools
+    state["arguments"] = arguments
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -488,6 +537,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"pool {p['pool']}: {p['run']}/{p['entries']} entries run, pairs "
                           f"{p['pairs'][0]}/{p['pairs'][1]}, triples {p['triples'][0]}/{p['triples'][1]} "
                           f"[{key.split('::')[-1]}]")
+        cov = state.get("arguments")
+        if cov:
+            tr.write_line(f"arguments: {cov['mapped']}/{cov['documented']} documented arguments mapped, "
+                          f"{cov['exercised']}/{cov['in_scope']} in scope exercised with two values "
+                          f"({', '.join(f'{n} {s}' for s, n in sorted(cov['counts'].items()))})")
         bad = [(k, c) for k, c in claims.items() if c["outcome"] in outcomes.GATE_FAILING]
         for k, c in bad:
             tr.write_line(f"  {c['outcome'].upper()}: {k}: {(c['reasons'] or [''])[0][:200]}")

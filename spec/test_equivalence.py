@@ -146,10 +146,10 @@ def test_fused_kernel_bidirectional_matches_reference(device, entry, data):
     check(data.draw(pool_cases(entry), label="case"), compiled=True, device=device)
 
 
-@given(cases())
-def test_eager_call_matches_reference(case):
-    """The eager call path matches the reference, every flag drawn independently."""
-    check(case, compiled=False)
+@given(cases(), st.booleans())
+def test_eager_call_matches_reference(case, training):
+    """The eager call path matches the reference, every flag drawn independently, training or not (no dropout)."""
+    check(replace(case, training=training), compiled=False)
 
 
 @pytest.mark.parametrize("device,entry", pool_params("xla"))
