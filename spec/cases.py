@@ -128,9 +128,11 @@ def with_flags(config, **changes):
 
 # --------------------------------------------------------------------------- keras side
 
-def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0, seed=None):
+def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recurrent_dropout=0.0, seed=None,
+                extra=None):
     """The Keras layer under test, built for inputs (batch, None, features); ``seed`` is the
-    layers' dropout seed (Keras 3 only, ``dropout_seed_argument`` in conventions.toml).
+    layers' dropout seed (Keras 3 only, ``dropout_seed_argument`` in conventions.toml);
+    ``extra``: more constructor arguments, passed as they are.
 
     Every claim that builds its layer here sets the weights before calling it, so the kernels
     are initialized with "zeros" instead of the defaults: the default orthogonal
@@ -146,6 +148,7 @@ def keras_layer(config, features, batch=None, stateful=False, dropout=0.0, recur
         kwargs.update(dropout=dropout, recurrent_dropout=recurrent_dropout)
     if seed is not None:
         kwargs["seed"] = seed
+    kwargs.update(extra or {})
     layer = adapter.make_layer(config.kind, config.units, **kwargs)
     if config.bidirectional:
         layer = adapter.bidirectional(layer, merge_mode=None if config.bidirectional == "none" else config.bidirectional)

@@ -177,6 +177,20 @@ def active_entries():
     return tuple(d for d in load_divergences() if divergence_applies(d, env) and "predicate" in d)
 
 
+def argument_divergence(cls_name, arg, claim=None):
+    """The divergence that lists argument ``arg`` of class ``cls_name`` (an entry's ``arguments``,
+    e.g. a documented name the signature does not accept) under ``claim``, or None."""
+    claim = claim or current_claim()
+    if os.environ.get("RNNSPEC_IGNORE_KNOWN_DIVERGENCES") == "1":
+        return None
+    env = environment()
+    for entry in load_divergences():
+        if f"{cls_name}.{arg}" in entry.get("arguments", []) and divergence_applies(entry, env) \
+                and any(fnmatch.fnmatch(claim, p) for p in entry["claims"]):
+            return entry
+    return None
+
+
 def divergence_for(case, claim=None):
     """The active entry whose predicate recognises ``case`` under ``claim`` (default: the running claim), or None."""
     claim = claim or current_claim()

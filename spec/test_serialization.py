@@ -76,9 +76,10 @@ def _wrapped_configs(layer_config, config):
     return found
 
 
-def _lost_arguments(layer_config, layer):
-    """Constructor arguments that get_config does not carry, or carries with another value."""
-    passed = layer_config.keras_kwargs()
+def _lost_arguments(layer_config, layer, extra=None):
+    """Constructor arguments (the config's and ``extra``) that get_config does not carry, or
+    carries with another value."""
+    passed = {**layer_config.keras_kwargs(), **(extra or {})}
     if not adapter.conventions()["accepts_implementation"]:
         passed.pop("implementation", None)   # not passed at all (spec/adapter.py make_layer)
     lost = {}
@@ -103,11 +104,19 @@ def _normalised(config):
     return config
 
 
-@given(layer_configs())
-def test_config_keeps_every_argument(layer_config):
+def extra_arguments():
+    """Arguments the layer configs do not vary, drawn where the version has them: the dropout
+    ``seed`` (conventions.toml dropout_seed_argument)."""
+    if not adapter.conventions()["dropout_seed_argument"]:
+        return st.just({})
+    return st.fixed_dictionaries({}, optional={"seed": st.integers(0, 2**16)})
+
+
+@given(layer_configs(), extra_arguments())
+def test_config_keeps_every_argument(layer_config, extra):
     """get_config carries every argument the user passed, and from_config rebuilds the same config."""
-    layer = keras_layer(layer_config, 3)
-    lost = _lost_arguments(layer_config, layer)
+    layer = keras_layer(layer_config, 3, extra=extra)
+    lost = _lost_arguments(layer_config, layer, extra)
     kind_class = adapter.LAYER_CLASSES[layer_config.kind]
     listed = {name for (cls, name) in known_losses()
               if cls in (kind_class, "Bidirectional" if layer_config.bidirectional else kind_class)}
@@ -116,7 +125,7 @@ def test_config_keeps_every_argument(layer_config):
         "get_config drops or changes arguments the user passed: "
         + "; ".join(f"{n} ({why})" for n, why in unexpected.items())
         + f"\n  layer: {layer_config.one_line(3)}")
-    fixed = sorted(n for n in listed if n in layer_config.keras_kwargs() and n not in lost)
+    fixed = sorted(n for n in listed if n in {**layer_config.keras_kwargs(), **extra} and n not in lost)
     if fixed:
         raise outcomes.DivergenceFixed(
             f"fixed in this environment: get_config now keeps {fixed}, listed as dropped in "
