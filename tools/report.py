@@ -319,6 +319,7 @@ def merge(reports, divergences=None, claim_prefixes=()):
     out.append("")
 
     out += _pool_section(reports, envs)
+    out += _argument_section(reports, envs)
 
     # failures, verbatim first lines
     failing = [(env, c, cs[c]) for env, cs in zip(envs, per_env) for c in claims
@@ -411,6 +412,32 @@ def _pool_section(reports, envs):
             "those entries executed, out of those the whole pool covers.", "",
             "| Environment | Claim | Pool | Entries run | Pairs | Triples |",
             "|---|---|---|---:|---:|---:|"] + rows + [""]
+
+
+def _argument_section(reports, envs):
+    """Argument coverage per environment (spec/arguments.py; reports without it show "—")."""
+    rows = []
+    for r, env in zip(reports, envs):
+        cov = r.get("arguments") or {}
+        if not cov:
+            rows.append(f"| {_md(env['env_name'])} | — | — | — | not computed (spec/test_contract.py did not run) |")
+            continue
+        missing = [f"{x['class']}.{x['argument']}" for x in cov["rows"] if x["status"] in ("unexercised", "unmapped")]
+        not_run = [f"{x['class']}.{x['argument']}" for x in cov["rows"] if x["status"] == "not-run"]
+        note = ("**" + ", ".join(missing) + "**") if missing else ""
+        if not_run:
+            note += (" · " if note else "") + f"not run: {', '.join(not_run)}"
+        rows.append(f"| {_md(env['env_name'])} | {cov['mapped']}/{cov['documented']} | {cov['exercised']}/{cov['in_scope']} "
+                    f"| {cov['documented'] - cov['in_scope']} | {_md(note) if note else '—'} |")
+    if not any(r.get("arguments") for r in reports):
+        return []
+    return ["## Argument coverage", "",
+            "Per environment: documented arguments (docstring, signature or config of the installed Keras) "
+            "that `spec/data/arguments.toml` maps to claims or to an out-of-scope reason; arguments in scope "
+            "that the claims mapped to them passed with at least two different values in the run; "
+            "out-of-scope ones; unmapped or unexercised ones (bold, gate-failing).", "",
+            "| Environment | Mapped / documented | Exercised / in scope | Out of scope | Missing |",
+            "|---|---:|---:|---:|---|"] + rows + [""]
 
 
 def _divergence_section(reports, envs, per_env, divergences):
