@@ -276,7 +276,11 @@ def build(reports):
                           "meaning": Markup(re.sub(r"`(.+?)`", r"<code>\1</code>",
                                                    html.escape(CONVENTION_MEANINGS.get(key, ""), quote=False)))})
 
+    # behavior the docs leave open, which the reference follows (spec/data/undocumented.toml)
+    undocumented = tomllib.loads((Path(CONVENTIONS).parent / "undocumented.toml").read_text())["convention"]
+
     ctx = {"cols": cols, "chapters": chaps, "findings": finds, "conventions": conv_rows,
+           "undocumented": undocumented,
            "failing_total": sum(ch["failing"] for ch in chaps)}
     pages = {"index.html": env.get_template("index.html").render(page="index", **ctx),
              "findings.html": env.get_template("findings.html").render(page="findings", **ctx),
