@@ -158,3 +158,22 @@ def test_signature_arguments_skip_self_and_varargs():
 def test_single_source_lists_what_the_sources_disagree_on(sources, where, agree):
     inv = {"LSTM": {"arguments": {"x": {"where": where, "sources": sources}}, "prose": {}}}
     assert (inventory.single_source(inv) == []) == agree
+
+
+def test_the_report_adds_the_exercised_claim_and_fails_it_when_an_argument_is_unexercised(monkeypatch):
+    from rnnspec.spec import report
+    entries = [{"name": "units", "classes": ["LSTM"], "claims": ["spec/test_a.py::*"]}]
+    monkeypatch.setattr(arguments, "load_map", lambda path=None: entries)
+    results = {"spec/test_contract.py::test_every_documented_argument_is_mapped":
+               {"inventory": [["LSTM", "units", "init"]]}}
+    claims = {"spec/test_a.py::test_one": {"outcome": "passed", "arguments": {"LSTM.units": ["4"]}}}
+    cov = report.argument_coverage(results, claims, {"keras": "3.15.1"})
+    assert cov["counts"] == {"unexercised": 1}
+    assert claims[arguments.EXERCISED_CLAIM]["outcome"] == "failed"
+    assert "LSTM.units" in claims[arguments.EXERCISED_CLAIM]["reasons"][0]
+    claims = {"spec/test_a.py::test_one": {"outcome": "passed", "arguments": {"LSTM.units": ["4", "8"]}}}
+    cov = report.argument_coverage(results, claims, {"keras": "3.15.1"})
+    assert cov["exercised"] == 1 and claims[arguments.EXERCISED_CLAIM]["outcome"] == "passed"
+    # without the contract chapter's inventory there is no coverage, and no claim
+    claims = {}
+    assert report.argument_coverage({}, claims, {}) == {} and claims == {}
