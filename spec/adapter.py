@@ -683,14 +683,17 @@ def dtype_name(dtype):
     return tf.as_dtype(dtype).name
 
 
-def call_with_dtypes(layer, x, *, mask=None, initial_state=None, input_dtype="float32"):
-    """Eager call on inputs of ``input_dtype``: ``(outputs as float64 arrays, their dtype names)``."""
+def call_with_dtypes(layer, x, *, mask=None, initial_state=None, state_dtype="float32"):
+    """Eager call on float32 inputs (a layer casts them to its compute dtype) and initial states of
+    ``state_dtype`` (Keras 2 does not cast those: pass the compute dtype): ``(outputs as float64
+    arrays, their dtype names)``."""
     kwargs = {"training": False}
     if mask is not None:
         kwargs["mask"] = _tensor(mask, "bool")
     if initial_state is not None:
-        kwargs["initial_state"] = [_tensor(s, input_dtype) for s in initial_state]
-    outputs = as_list(invoke(layer, _tensor(x, input_dtype), **kwargs))
+        import ml_dtypes  # noqa: F401  (registers "bfloat16" with numpy; a dependency of TF and Keras 3)
+        kwargs["initial_state"] = [_tensor(s, state_dtype) for s in initial_state]
+    outputs = as_list(invoke(layer, _tensor(x), **kwargs))
     return to_numpy(outputs), [dtype_name(o.dtype) for o in outputs]
 
 
