@@ -135,7 +135,8 @@ _DTYPE_CACHE = OrderedDict()
 
 def run_in_dtype(case, dtype):
     """Eager call of ``case`` on a layer built with ``dtype=`` the dtype or policy name ``dtype``:
-    ``(outputs as float64, output dtype names, variable dtype names)``. Layers are cached per
+    ``(outputs as float64, output dtype names, variable dtype names, kernel)`` (kernel as
+    :class:`rnnspec.spec.adapter.KernelSpy` says; Keras 2: "generic-loop"). Layers are cached per
     configuration, width and dtype; every call sets the case's weights."""
     c = case.config
 
@@ -145,9 +146,11 @@ def run_in_dtype(case, dtype):
         return adapter.build(adapter.make_layer(c.kind, c.units, **kwargs), None, case.features)
     layer = _cached(_DTYPE_CACHE, (c, case.features, dtype), build)
     adapter.set_weights(layer, case.weights)
-    outputs, out_dtypes = adapter.call_with_dtypes(layer, case.x, mask=case.mask, initial_state=case.initial_state,
-                                                   state_dtype=DTYPES[dtype][0])
-    return outputs, out_dtypes, adapter.variable_dtypes(layer)
+    with adapter.KernelSpy() as spy:
+        outputs, out_dtypes = adapter.call_with_dtypes(layer, case.x, mask=case.mask,
+                                                       initial_state=case.initial_state, state_dtype=DTYPES[dtype][0])
+    kernel = spy.kernel() if c.kind != "simple_rnn" else "generic-loop"
+    return outputs, out_dtypes, adapter.variable_dtypes(layer), kernel
 
 
 def rounded_to(case, dtype):
