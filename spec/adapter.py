@@ -643,6 +643,74 @@ def sgd_train_step(model, weights, x, y, learning_rate):
     return [to_numpy(w) for w in model.weights]
 
 
+# --------------------------------------------------------------------------- weight arguments and dtypes
+# (spec/test_weight_arguments.py, spec/test_dtypes.py). Initializers, regularizers and
+# constraints have the same classes and arguments in Keras 2.15 and Keras 3; a mixed precision
+# policy is passed as its name in Keras 3 and as a Policy object in Keras 2 (conventions.toml:
+# mixed_policy_argument).
+
+INITIALIZERS = {"zeros": "Zeros", "ones": "Ones", "constant": "Constant",
+                "glorot_uniform": "GlorotUniform", "orthogonal": "Orthogonal"}
+CONSTRAINTS = {"non_neg": "NonNeg", "max_norm": "MaxNorm", "unit_norm": "UnitNorm",
+               "min_max_norm": "MinMaxNorm"}
+
+
+def initializer(name, **params):
+    """``keras.initializers.<Class>(**params)`` for a name of :data:`INITIALIZERS`."""
+    return getattr(keras.initializers, INITIALIZERS[name])(**params)
+
+
+def regularizer(l1=0.0, l2=0.0):
+    """``L1(l1)``, ``L2(l2)`` or ``L1L2(l1, l2)``: the class that names the nonzero factors."""
+    if l1 and l2:
+        return keras.regularizers.L1L2(l1=l1, l2=l2)
+    return keras.regularizers.L1(l1) if l1 else keras.regularizers.L2(l2)
+
+
+def constraint(name, **params):
+    """``keras.constraints.<Class>(**params)`` for a name of :data:`CONSTRAINTS`."""
+    return getattr(keras.constraints, CONSTRAINTS[name])(**params)
+
+
+def layer_losses(layer):
+    """``layer.losses`` as float64 numbers, in Keras's order."""
+    return [float(np.asarray(to_numpy(loss))) for loss in layer.losses]
+
+
+def dtype_argument(name):
+    """What the layers' ``dtype`` argument takes for the dtype or policy ``name``."""
+    if name.startswith("mixed_") and conventions()["mixed_policy_argument"] == "policy":
+        return keras.mixed_precision.Policy(name)
+    return name
+
+
+def dtype_name(dtype):
+    """A tensor's or variable's dtype as a string ("float16"), whatever the backend's dtype object."""
+    if IS_KERAS3:
+        return keras.backend.standardize_dtype(dtype)
+    import tensorflow as tf
+    return tf.as_dtype(dtype).name
+
+
+def call_with_dtypes(layer, x, *, mask=None, initial_state=None, state_dtype="float32"):
+    """Eager call on float32 inputs (a layer casts them to its compute dtype) and initial states of
+    ``state_dtype`` (Keras 2 does not cast those: pass the compute dtype): ``(outputs as float64
+    arrays, their dtype names)``."""
+    kwargs = {"training": False}
+    if mask is not None:
+        kwargs["mask"] = _tensor(mask, "bool")
+    if initial_state is not None:
+        import ml_dtypes  # noqa: F401  (registers "bfloat16" with numpy; a dependency of TF and Keras 3)
+        kwargs["initial_state"] = [_tensor(s, state_dtype) for s in initial_state]
+    outputs = as_list(invoke(layer, _tensor(x), **kwargs))
+    return to_numpy(outputs), [dtype_name(o.dtype) for o in outputs]
+
+
+def variable_dtypes(layer):
+    """The dtype each of ``layer.weights`` says it holds."""
+    return [dtype_name(w.dtype) for w in layer.weights]
+
+
 # --------------------------------------------------------------------------- gradients
 
 def gradient_call(layer, *, has_mask, n_initial_states, n_outputs, compiled, training=False,

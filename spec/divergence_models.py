@@ -231,3 +231,16 @@ def model_outputs(entry, case, hard_sigmoid):
 
 
 __all__ = ["MODELS", "model_outputs", "run_layer"] + list(MODELS)
+
+
+# --------------------------------------------------------------------------- initial weights
+# Models of divergences in what a layer is initialized with (spec/test_weight_arguments.py);
+# they return weights, not outputs, and are not in MODELS.
+
+def unit_forget_bias_keeps_bias_initializer(units, bias_value):
+    """``lstm-unit-forget-bias-keeps-bias-initializer``: LSTM(unit_forget_bias=True) fills the
+    forget-gate block with ones and the i, c, o blocks with ``bias_initializer``'s value (the
+    docstring: zeros there)."""
+    bias = np.full(4 * units, float(bias_value))
+    bias[units:2 * units] = 1.0
+    return bias

@@ -122,3 +122,49 @@ def run_gradients(case, coefficients, *, compiled=True, device="cpu"):
     """Keras's gradients for ``case`` and ``coefficients``, in ``rnnspec.spec.cases.gradient_names`` order."""
     return gradient_runner_for(case, compiled=compiled, device=device)(
         case.weights, case.x, case.mask, case.initial_state, coefficients)
+
+
+# --------------------------------------------------------------------------- dtypes (spec/test_dtypes.py)
+
+#: dtype or policy name -> (compute dtype, variable dtype), as Keras documents its policies
+DTYPES = {"float32": ("float32", "float32"), "float64": ("float64", "float64"),
+          "float16": ("float16", "float16"), "bfloat16": ("bfloat16", "bfloat16"),
+          "mixed_float16": ("float16", "float32"), "mixed_bfloat16": ("bfloat16", "float32")}
+_DTYPE_CACHE = OrderedDict()
+
+
+def run_in_dtype(case, dtype):
+    """Eager call of ``case`` on a layer built with ``dtype=`` the dtype or policy name ``dtype``:
+    ``(outputs as float64, output dtype names, variable dtype names, kernel)`` (kernel as
+    :class:`rnnspec.spec.adapter.KernelSpy` says; Keras 2: "generic-loop"). Layers are cached per
+    configuration, width and dtype; every call sets the case's weights."""
+    c = case.config
+
+    def build():
+        kwargs = c.keras_kwargs()
+        kwargs.update(kernel_initializer="zeros", recurrent_initializer="zeros", dtype=adapter.dtype_argument(dtype))
+        return adapter.build(adapter.make_layer(c.kind, c.units, **kwargs), None, case.features)
+    layer = _cached(_DTYPE_CACHE, (c, case.features, dtype), build)
+    adapter.set_weights(layer, case.weights)
+    with adapter.KernelSpy() as spy:
+        outputs, out_dtypes = adapter.call_with_dtypes(layer, case.x, mask=case.mask,
+                                                       initial_state=case.initial_state, state_dtype=DTYPES[dtype][0])
+    kernel = spy.kernel() if c.kind != "simple_rnn" else "generic-loop"
+    return outputs, out_dtypes, adapter.variable_dtypes(layer), kernel
+
+
+def rounded_to(case, dtype):
+    """``case`` with its weights, inputs and initial states rounded to the compute dtype of ``dtype``
+    (what the layer computes with: its variables, or their autocast copies, and its cast inputs)."""
+    from dataclasses import replace
+    import ml_dtypes
+    import numpy as np
+    compute = DTYPES[dtype][0]
+    if compute in ("float32", "float64"):
+        return case
+    np_dtype = np.float16 if compute == "float16" else ml_dtypes.bfloat16
+
+    def r(a):
+        return np.asarray(np.asarray(a, np.float64).astype(np_dtype), np.float64)
+    return replace(case, weights=[r(w) for w in case.weights], x=r(case.x),
+                   initial_state=None if case.initial_state is None else [r(s) for s in case.initial_state])

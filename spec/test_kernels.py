@@ -24,13 +24,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rnnspec.spec import adapter, outcomes
-from rnnspec.spec.conformance import raises_as_listed
+from rnnspec.spec.conformance import assert_conforms, assert_refused, raises_as_listed
 from rnnspec.spec.devices import DEVICE_PARAMS, pool_params
 from rnnspec.spec.divergences import divergence_for
-from rnnspec.spec.profiles import examples_per_entry
+from rnnspec.spec.profiles import examples_per_entry, scaled_examples
 from rnnspec.spec.report import note_observation
 from rnnspec.spec.runners import kernel_of, run_case
-from rnnspec.spec.strategies import pool_cases
+from rnnspec.spec.strategies import cases, layer_configs, pool_cases
 
 pytestmark = pytest.mark.skipif(not adapter.IS_KERAS3, reason="unsupported: Keras 2 has no pluggable backend kernels to observe")
 
@@ -88,3 +88,49 @@ def test_cudnn_taken_exactly_when_settings_allow(device, entry, data):
         f"kernel={kernel!r}, but cuDNN {'should' if expected else 'should not'} run "
         f"[{case.config.one_line(case.features)} mask={'none' if case.mask is None else case.mask.astype(int).tolist()} on {where}]")
     outcomes.asserted_formulas()
+
+
+# --------------------------------------------------------------------------- use_cudnn on the CPU
+
+def use_cudnn_true_mode(kind):
+    """What ``use_cudnn=True`` does on the CPU for ``kind`` on this backend (cudnn.toml)."""
+    table = tomllib.loads((Path(__file__).parent / "data" / "cudnn.toml").read_text())
+    return table["use_cudnn_true_on_cpu"][adapter.BACKEND][kind]
+
+
+@given(case=cases(layer_configs(kinds=("lstm", "gru"), bidirectional=False, go_backwards=False),
+                  with_initial_state=False),
+       use_cudnn=st.sampled_from(("auto", True, False)))
+@settings(max_examples=scaled_examples(0.5))
+def test_use_cudnn_on_the_cpu(case, use_cudnn):
+    """LSTM/GRU ``use_cudnn``: "auto" and False compute the formulas on the CPU; True is refused where
+    the backend has no CPU kernel for the settings, and computes the formulas where it has one
+    (spec/data/cudnn.toml [use_cudnn_true_on_cpu])."""
+    if "gpu" in adapter.devices():
+        pytest.skip("use_cudnn on the CPU is claimed on machines without a GPU (with one, True may take cuDNN)")
+    c = case.config
+    layer = adapter.make_layer(c.kind, c.units, **c.keras_kwargs(), use_cudnn=use_cudnn,
+                               kernel_initializer="zeros", recurrent_initializer="zeros")
+    adapter.build(layer, None, case.features)
+    adapter.set_weights(layer, case.weights)
+
+    def run():
+        with adapter.KernelSpy() as spy:
+            out = adapter.call(layer, case.x, mask=case.mask)
+        run.kernel = spy.kernel()
+        return out
+    mode = use_cudnn_true_mode(c.kind)
+    if use_cudnn is True and mode == "refused":
+        assert_refused(run)
+        return
+    if use_cudnn is True:   # backend-fused-or-refused: refused exactly where "auto" takes the generic loop
+        run_case(case, compiled=False)
+        if kernel_of(case, compiled=False) == "generic-loop":
+            assert_refused(run)
+            return
+    assert_conforms(case, run, path=f"eager call, use_cudnn={use_cudnn!r}")
+    note_observation(f"kernel with use_cudnn={use_cudnn!r}", run.kernel)
+    if use_cudnn is True:
+        assert run.kernel == "backend-fused", (
+            f"use_cudnn=True computed on the {run.kernel!r} kernel, but cudnn.toml says the backend's fused "
+            f"kernel runs it [{c.one_line(case.features)}]")

@@ -39,7 +39,7 @@ def catalogue():
         out[d["id"]] = {"kind": "divergence", "source": "spec/data/divergences.toml",
                         "reason": _text(d.get("reason")), "when": d.get("when") or {},
                         "claims": d.get("claims", []), "upstream": d.get("upstream", ""),
-                        "entry": d}
+                        "reproducer": (d.get("reproducer") or "").strip(), "entry": d}
     for c in _read("refusals.toml").get("crash", []):
         out[c["id"]] = {"kind": "crash", "source": "spec/data/refusals.toml",
                         "reason": _text(c.get("why")), "when": c.get("when") or {},

@@ -2,6 +2,7 @@
 
     python -m rnnspec.tools.measure_error [--cases 3000] [--seed 0] [--tier tiny|wide|saturating] [--path xla]
                                   [--pool NAME] [--device cpu|gpu] [--tf32 off|default]
+                                  [--dtype float64|float16|bfloat16|mixed_float16|mixed_bfloat16]
 
 Draws cases the way the equivalence properties do (graph shapes from a
 random-filled covering pool, or the wide tier's pool; the tier's weights,
@@ -11,6 +12,11 @@ distribution of max |keras - reference| per case, overall and per kind. It
 also prints how much a 1e-3 error in the recurrent activation moves the
 reference output (the smallest fault the tolerance must still see).
 The numbers behind spec/data/tolerances.toml come from this script.
+
+``--dtype`` measures a layer built with that dtype or policy (``dtype=``) the
+way spec/test_dtypes.py runs it: single layers, no mask, the eager call, and
+the reference computed from the weights, inputs and initial states rounded to
+the compute dtype (spec/runners.py rounded_to).
 """
 
 import argparse
@@ -53,6 +59,9 @@ def main(argv=None):
                         help="where Keras runs (spec/devices.py); gpu needs a visible GPU")
     parser.add_argument("--tf32", default="off", choices=("off", "default"),
                         help="on a GPU: TF32 forced off, or the framework's default (spec/adapter.py tf32_policy)")
+    parser.add_argument("--dtype", default="float32",
+                        choices=("float32", "float64", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16"),
+                        help="the layers' dtype or mixed precision policy (spec/test_dtypes.py)")
     args = parser.parse_args(argv)
 
     from rnnspec.reference import activations
@@ -68,6 +77,8 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     if args.pool:
         pools = [named_pool(name) for name in args.pool.split(",")]
+    elif args.dtype != "float32":
+        pools = [covering_pool(False, size=args.pool_size, seed=args.seed)]
     elif tier.pool == "single":
         pools = [covering_pool(False, size=args.pool_size, seed=args.seed),
                  covering_pool(True, size=args.pool_size, seed=args.seed)]
@@ -79,7 +90,10 @@ def main(argv=None):
     if args.device not in adapter.devices():
         parser.error(f"--device {args.device}: not visible to the {adapter.BACKEND} backend "
                      f"(devices: {adapter.devices()})")
-    atol, rtol = tolerance(tier=args.tier, device=args.device, tf32=TF32_TABLE_KEY[args.tf32])
+    try:
+        atol, rtol = tolerance(dtype=args.dtype, tier=args.tier, device=args.device, tf32=TF32_TABLE_KEY[args.tf32])
+    except LookupError:   # a dtype without a row yet: ratios against 1e-3 each, to be rescaled
+        atol, rtol = 1e-3, 1e-3
     kernels = {}
     saturated = []
     for i in range(args.cases):
@@ -90,7 +104,11 @@ def main(argv=None):
         x = rng.uniform(-1, 1, (b, t, f)).astype(np.float32).astype(np.float64)
         init = ([rng.uniform(-0.5, 0.5, (b, c.units)).astype(np.float32).astype(np.float64)
                  for _ in range(c.n_states)] if shape.initial_state else None)
-        case = Case(c, f, weights, x, mask=_mask(rng, shape.mask, b, t), initial_state=init)
+        case = Case(c, f, weights, x, mask=_mask(rng, shape.mask, b, t) if args.dtype == "float32" else None,
+                    initial_state=init)
+        if args.dtype != "float32":
+            from rnnspec.spec.runners import rounded_to
+            case = rounded_to(case, args.dtype)
         if divergence_for(case, claim="tools/measure_error") is not None:
             skipped += 1
             continue
@@ -99,9 +117,13 @@ def main(argv=None):
             gates, _ = gate_preactivations(case, hs)
             saturated.append(float(np.mean(np.abs(gates) >= 3)) if gates.size else 0.0)
         try:
-            with adapter.tf32_policy(args.tf32):
-                actual = run_case(case, compiled=args.path or True, device=args.device)
-            kernel = kernel_of(case, compiled=args.path or True, device=args.device)
+            if args.dtype != "float32":
+                from rnnspec.spec.runners import run_in_dtype
+                actual, kernel = run_in_dtype(case, args.dtype)[0], "eager"
+            else:
+                with adapter.tf32_policy(args.tf32):
+                    actual = run_case(case, compiled=args.path or True, device=args.device)
+                kernel = kernel_of(case, compiled=args.path or True, device=args.device)
         except Exception as exc:  # a crash is a finding: list it, do not stop measuring
             crashes.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]} [{describe(case)}]")
             continue
@@ -134,7 +156,7 @@ def main(argv=None):
                 "max": float(v.max())}
 
     out = {"backend": adapter.BACKEND, "keras": adapter.KERAS_VERSION, "tensorflow": adapter.tf_version(),
-           "tier": args.tier, "pool": args.pool or tier.pool, "path": args.path or "default",
+           "dtype": args.dtype, "tier": args.tier, "pool": args.pool or tier.pool, "path": args.path or "default",
            "device": args.device, "tf32": args.tf32, "device_name": adapter.device_description(args.device),
            "cases": args.cases, "seed": args.seed, "skipped_known_divergence": skipped,
            "gate_preactivations_at_least_3": summary(saturated) if saturated else None,

@@ -109,6 +109,8 @@ def repro(ident, report=None):
         if entry.get("upstream"):
             head.append(f"# upstream: {entry['upstream']}")
         if "case" not in entry:
+            if entry.get("reproducer"):   # a divergence outside the forward pass: its snippet, as text
+                return "\n".join(head) + "\n\n" + entry["reproducer"].strip() + "\n"
             return "\n".join(head) + "\n# (no reproducer case listed)\n"
         return "\n".join(head) + "\n\n" + divergence_snippet(entry)
     f = catalogue().get(ident)

@@ -65,6 +65,13 @@ CONVENTION_MEANINGS = {
                            "on a model).",
     "internal_package": "where Keras keeps its implementation (internal; matters only to code "
                         "importing keras.src).",
+    "activity_regularizer_reduction": "an `activity_regularizer`'s penalty in `layer.losses`: "
+                                      "batch_mean divides it by the batch size, sum does not; the "
+                                      "regularization strength of a trained model changes with it.",
+    "mixed_policy_argument": "how `dtype=` names a mixed precision policy: a Policy object "
+                             "(Keras 2) or its name (Keras 3).",
+    "unsupported_dtypes": "layer dtypes this backend does not compute on the CPU (JAX without "
+                          "jax_enable_x64 computes float64 in float32).",
 }
 
 #: what a compatibility outcome means when a file written under OLD is read under NEW
