@@ -480,6 +480,11 @@ def stateful_model(layer, batch, timesteps, features):
     return keras.Model(inputs, layer(inputs))
 
 
+def call_tokens(model, tokens):
+    """Eager call of a model whose input is integer tokens (int32); outputs as float64 arrays."""
+    return to_numpy(as_list(invoke(model, _tensor(tokens, "int32"))))
+
+
 def predict(model, x, batch):
     """``model.predict(x, batch_size=batch)``: the compiled path; a list of float64 arrays."""
     return to_numpy(as_list(invoke(model.predict, np.asarray(x, np.float32), batch_size=batch, verbose=0)))
