@@ -1,7 +1,7 @@
 """Chapter 11 -- the RNN wrapper and its cells, Bidirectional's two halves, time_major.
 
-``SimpleRNN``, ``LSTM`` and ``GRU`` are the ``RNN`` layer around one cell
-(the RNN docstring: "cell: A RNN cell instance or a list of RNN cell
+The layers ``SimpleRNN``, ``LSTM`` and ``GRU`` are the ``RNN`` layer around
+one cell (the RNN docstring: "cell: A RNN cell instance or a list of RNN cell
 instances"). So:
 
 - ``keras.layers.RNN(SimpleRNNCell(...))``, ``RNN(LSTMCell(...))`` and
