@@ -57,7 +57,7 @@ from rnnspec.reference.cells import MINIMAL_RNN
 from rnnspec.spec import adapter
 from rnnspec.spec.assertions import assert_matches_reference, output_names, tolerance
 from rnnspec.spec.cases import Case, random_weights, reference_outputs
-from rnnspec.spec.conformance import assert_conforms, assert_values, call_unless_listed_crash, modelled_outputs
+from rnnspec.spec.conformance import assert_conforms, assert_refused, assert_values, call_unless_listed_crash, modelled_outputs
 from rnnspec.spec.divergences import divergence_for
 from rnnspec.spec.profiles import scaled_examples
 from rnnspec.spec.runners import _cached
@@ -364,3 +364,28 @@ def test_time_major_inputs_and_outputs(case, time_major):
             out[0] = np.transpose(out[0], (1, 0, 2))
         return out
     assert_conforms(case, run, path=f"RNN({adapter.CELL_CLASSES[c.kind]}, time_major={time_major}), eager call")
+
+
+#: the requirements the Bidirectional docstring puts on ``backward_layer``: "the same values for
+#: `stateful`, `return_states`, `return_sequences`, etc." and "different `go_backwards`"
+BACKWARD_LAYER_MISMATCHES = ("go_backwards", "return_sequences", "return_state", "stateful")
+
+
+@given(fw=layer_configs(bidirectional=False).map(explicit), mismatch=st.sampled_from(BACKWARD_LAYER_MISMATCHES),
+       mode=st.sampled_from(MERGE_MODES))
+@settings(max_examples=scaled_examples(0.25))
+def test_bidirectional_refuses_a_mismatched_backward_layer(fw, mismatch, mode):
+    """A backward_layer that breaks a documented requirement is refused: "A `ValueError` will be
+    raised if these requirements are not met"."""
+    flags = dict(fw.keras_kwargs(), stateful=False)
+    backward = dict(flags, go_backwards=not fw.go_backwards)
+    if mismatch == "go_backwards":
+        backward["go_backwards"] = fw.go_backwards
+    else:
+        backward[mismatch] = not flags.get(mismatch, False)
+
+    def inner(kw):
+        return adapter.make_layer(fw.kind, fw.units, kernel_initializer="zeros", recurrent_initializer="zeros", **kw)
+    layer, backward_layer = inner(flags), inner(backward)
+    assert_refused(lambda: adapter.bidirectional_with_backward_layer(
+        layer, backward_layer, merge_mode=None if mode == "none" else mode))
