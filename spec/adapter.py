@@ -458,12 +458,6 @@ def reset_states_to(layer, states):
     getattr(layer, conventions()["reset_method"])(states=[np.asarray(s, np.float32) for s in states])
 
 
-def state_values(layer):
-    """A stateful layer's stored states (``layer.states``; Bidirectional: forward then backward)."""
-    inner = [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
-    return [to_numpy(v) for half in inner for v in flat(list(half.states))]
-
-
 @subject
 def source_model(source, layer, input_shape, dtype="float32"):
     """``keras.Model(inputs, layer(source(inputs)))``: a mask source (Masking, Embedding) in front of
