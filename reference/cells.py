@@ -148,3 +148,10 @@ def step_function(kind):
 def initial_state(spec, batch):
     """Zeros, one array per state (LSTM: h and c), shape (batch, units)."""
     return tuple(np.zeros((batch, spec.units)) for _ in range(spec.n_states))
+
+
+#: The cell of the Keras guide "Working with RNNs" (``MinimalRNNCell``, the user-defined cell
+#: the RNN docstring shows): ``h' = x.W + h.U``, no activation, no bias, output y = h'. That is
+#: SimpleRNN's step with g the identity ("linear") and ``use_bias=False``; these are the
+#: CellSpec arguments that say so (``CellSpec(units=u, **MINIMAL_RNN)``).
+MINIMAL_RNN = dict(kind="simple_rnn", activation="linear", use_bias=False)

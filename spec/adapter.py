@@ -399,6 +399,95 @@ def bidirectional(layer, merge_mode="concat"):
     return keras.layers.Bidirectional(layer, merge_mode=merge_mode)
 
 
+# --------------------------------------------------------------------------- the RNN wrapper, its cells, mask sources
+# (spec/test_cells.py, spec/test_mask_sources.py, spec/test_stateful.py)
+
+CELL_CLASSES = {"simple_rnn": "SimpleRNNCell", "lstm": "LSTMCell", "gru": "GRUCell"}
+
+
+@subject
+def make_cell(kind, units, **kwargs):
+    """A SimpleRNNCell, LSTMCell or GRUCell with the given Keras arguments; ``implementation`` is
+    dropped where the version does not have it (conventions.toml: accepts_implementation)."""
+    if not conventions()["accepts_implementation"]:
+        kwargs.pop("implementation", None)
+    return getattr(keras.layers, CELL_CLASSES[kind])(units, **kwargs)
+
+
+@subject
+def rnn_layer(cell, **flags):
+    """``keras.layers.RNN(cell, **flags)``; ``cell`` a cell, or a list of cells (stacked)."""
+    return keras.layers.RNN(cell, **flags)
+
+
+@subject
+def stacked_cells(cells):
+    """``keras.layers.StackedRNNCells(cells)``."""
+    return keras.layers.StackedRNNCells(cells)
+
+
+@subject
+def bidirectional_with_backward_layer(layer, backward_layer, merge_mode="concat"):
+    """``keras.layers.Bidirectional(layer, merge_mode=..., backward_layer=...)``, the argument passed
+    explicitly (None: the backward layer is generated from ``layer``)."""
+    return keras.layers.Bidirectional(layer, merge_mode=merge_mode, backward_layer=backward_layer)
+
+
+def flat(values):
+    """A nested list of arrays (the states of stacked cells) as one flat list, in order."""
+    out = []
+    for v in values:
+        out.extend(flat(v) if isinstance(v, (list, tuple)) else [v])
+    return out
+
+
+def call_nested(layer, x, *, mask=None, initial_state=None):
+    """Eager call with a nested ``initial_state`` (stacked cells: one list of states per cell);
+    the outputs flattened (:func:`flat`), as float64 arrays."""
+    kwargs = {"training": False}
+    if mask is not None:
+        kwargs["mask"] = _tensor(mask, "bool")
+    if initial_state is not None:
+        def tensors(s):
+            return [tensors(v) for v in s] if isinstance(s, (list, tuple)) else _tensor(s)
+        kwargs["initial_state"] = tensors(initial_state)
+    return to_numpy(flat(as_list(invoke(layer, _tensor(x), **kwargs))))
+
+
+@subject
+def reset_states_to(layer, states):
+    """Set a stateful layer's states numerically, as the RNN docstring says: Keras 2 "by calling
+    reset_states with the keyword argument states", Keras 3 "by calling `reset_state()` with the
+    keyword argument `states`" (the method: conventions.toml reset_method)."""
+    getattr(layer, conventions()["reset_method"])(states=[np.asarray(s, np.float32) for s in states])
+
+
+@subject
+def source_model(source, layer, input_shape, dtype="float32"):
+    """``keras.Model(inputs, layer(source(inputs)))``: a mask source (Masking, Embedding) in front of
+    a recurrent layer, inputs of ``input_shape`` (without the batch) and ``dtype``."""
+    inputs = keras.Input(shape=input_shape, dtype=dtype)
+    return keras.Model(inputs, layer(source(inputs)))
+
+
+@subject
+def stateful_model(layer, batch, timesteps, features):
+    """A functional model around a stateful ``layer``, its input batch size fixed as the RNN
+    docstring says ("passing `batch_size=...` to the `Input` layer(s)")."""
+    inputs = keras.Input(shape=(timesteps, features), batch_size=batch)
+    return keras.Model(inputs, layer(inputs))
+
+
+def call_tokens(model, tokens):
+    """Eager call of a model whose input is integer tokens (int32); outputs as float64 arrays."""
+    return to_numpy(as_list(invoke(model, _tensor(tokens, "int32"))))
+
+
+def predict(model, x, batch):
+    """``model.predict(x, batch_size=batch)``: the compiled path; a list of float64 arrays."""
+    return to_numpy(as_list(invoke(model.predict, np.asarray(x, np.float32), batch_size=batch, verbose=0)))
+
+
 @subject
 def build(layer, batch, features):
     """Build ``layer`` for inputs (batch, None, features)."""

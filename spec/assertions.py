@@ -57,12 +57,13 @@ def output_names(config):
     return outs
 
 
-def assert_matches_reference(case, actual, expected, *, atol=None, rtol=None, path="eager call"):
-    """Keras's outputs equal the reference's, one by one, within the table's tolerance."""
+def assert_matches_reference(case, actual, expected, *, atol=None, rtol=None, path="eager call", names=None):
+    """Keras's outputs equal the reference's, one by one, within the table's tolerance (``names``:
+    one per value, where ``case.config`` does not name them, e.g. the states of stacked cells)."""
     __tracebackhide__ = True
     if atol is None or rtol is None:
         atol, rtol = tolerance()
-    names = output_names(case.config)
+    names = names or output_names(case.config)
     problem = None
     if len(actual) != len(expected):
         problem = f"returned {len(actual)} tensors, but should return {len(expected)} ({', '.join(names)})"

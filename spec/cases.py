@@ -82,6 +82,7 @@ class Case:
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     stateful_batch: Optional[int] = None   # a stateful layer built for this batch size
+    stored_states: Optional[list] = None   # a stateful layer's states before this call (when it is given initial_state)
 
     @property
     def batch(self):

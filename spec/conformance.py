@@ -146,7 +146,7 @@ def assert_values(case, actual, expected, modelled, divergence_id, *, atol, rtol
     touched = [~close_mask(m, e, atol, rtol) if np.shape(m) == np.shape(e) else np.ones(np.shape(m), bool)
                for m, e in zip(modelled, expected)]
     if not any(np.any(t) for t in touched) and len(modelled) == len(expected):
-        assert_matches_reference(case, actual, expected, atol=atol, rtol=rtol, path=path)
+        assert_matches_reference(case, actual, expected, atol=atol, rtol=rtol, path=path, names=names)
         return
     if _all_close(actual, modelled, atol, rtol):
         outcomes.asserted_model(divergence_id)

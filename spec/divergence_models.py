@@ -217,7 +217,35 @@ def stateful_batch_one_broadcasts_except_lstm(case, hard_sigmoid):
     return stateful_batch_one_broadcasts(case, hard_sigmoid)
 
 
-MODELS = {f.__name__: f for f in [tf_unroll_zeroes_by_input_order,
+def stored_states_win_over_initial_state(case, hard_sigmoid):
+    """keras2-stateful-initial-state-ignored (Keras 2).
+
+    A stateful layer called with ``initial_state`` starts from its stored states
+    (``case.stored_states``) when any of their entries is non-zero, and from ``initial_state``
+    only when they are all zero (tf.keras 2.15 base_rnn.py ``_process_inputs``: a
+    ``tf.cond`` on ``count_nonzero`` of ``self.states``). Everything else is the formulas."""
+    stored = case.stored_states
+    if stored is not None and case.initial_state is not None and any(np.any(np.asarray(s) != 0) for s in stored):
+        case = replace(case, initial_state=[np.asarray(s, np.float64) for s in stored])
+    return reference_outputs(case, hard_sigmoid)
+
+
+def stateful_predict_starts_from_traced_states(case, hard_sigmoid):
+    """jax-stateful-predict-does-not-carry-states (JAX backend).
+
+    ``model.predict`` of a model around a stateful layer starts every call from the states the
+    layer held when the predict function was traced -- zeros for a fresh layer, which is how
+    the claim builds it -- instead of from the states the previous call ended in (the state
+    variables are created untracked, ``rnn.py`` ``_create_state_variables`` under
+    ``no_automatic_dependency_tracking``, so the jitted predict step reads them as constants
+    and hands no new values back). The model: a call that must start from stored states
+    (``stateful_batch`` and ``initial_state`` set) is the formulas from zeros."""
+    if case.stateful_batch is not None and case.initial_state is not None:
+        case = replace(case, initial_state=None)
+    return reference_outputs(case, hard_sigmoid)
+
+
+MODELS = {f.__name__: f for f in [stateful_predict_starts_from_traced_states, stored_states_win_over_initial_state, tf_unroll_zeroes_by_input_order,
                                   jax_unroll_ignores_zero_output_for_mask,
                                   jax_scan_holds_first_state,
                                   last_output_zeroed_by_zero_output_for_mask,

@@ -149,12 +149,35 @@ def implementation_1_input_dropout_in_training(case):
             and case.training and 0 < case.dropout < 1 and not case.recurrent_dropout)
 
 
+def bidirectional_over_a_go_backwards_layer(case):
+    # Bidirectional(layer) whose layer has go_backwards=True (spec/test_cells.py); strategies never
+    # draw that combination for the other claims
+    return bool(case.config.bidirectional) and case.config.go_backwards
+
+
+def stateful_bidirectional_returning_state(case):
+    return case.stateful_batch is not None and bool(case.config.bidirectional) and case.config.return_state
+
+
+def stateful_call_given_initial_state_over_stored_states(case):
+    # Keras 2 counts the non-zero entries of the stored states: any, and they win
+    return (case.stored_states is not None and case.initial_state is not None
+            and any(np.any(np.asarray(s) != 0) for s in case.stored_states))
+
+
+def stateful_call_from_stored_states(case):
+    # a call of a stateful layer (built for stateful_batch) that must start from its stored states
+    return case.stateful_batch is not None and case.initial_state is not None
+
+
 def stateful_reset(case):
     # the reset claim passes the stateful case whose layer it resets
     return case.stateful_batch is not None
 
 
-PREDICATES = {f.__name__: f for f in [stateful_reset,
+PREDICATES = {f.__name__: f for f in [stateful_reset, bidirectional_over_a_go_backwards_layer,
+                                      stateful_bidirectional_returning_state, stateful_call_from_stored_states,
+                                      stateful_call_given_initial_state_over_stored_states,
                                       unrolled_backwards_zero_output_for_mask,
                                       unrolled_zero_output_for_mask,
                                       unrolled_backwards_with_mask,

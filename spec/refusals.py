@@ -87,6 +87,7 @@ CLAIM_IDS = (
     "spec/test_bad_input.py::test_non_positive_units_are_refused",
     "spec/test_stateful.py::test_other_batch_size_is_refused",
     "spec/test_kernels.py::test_use_cudnn_on_the_cpu",
+    "spec/test_cells.py::test_bidirectional_refuses_a_mismatched_backward_layer",
 )
 
 # A file inside an installed keras / tf_keras package, or inside TensorFlow's

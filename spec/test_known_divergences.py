@@ -73,6 +73,49 @@ def test_listed_divergence_still_reproduces(entry):
             what="building a model around this layer")
         assert built is None
         return
+    if entry["case"].get("expect") in ("reset-with-states-raises", "stateful-raises"):
+        layer = keras_layer(case.config, case.features, batch=case.stateful_batch, stateful=True)
+        adapter.set_weights(layer, case.weights)
+        if entry["case"]["expect"] == "stateful-raises":   # the call itself raises
+            assert call_unless_listed_crash(entry, lambda: adapter.call(layer, case.x), what="this call") is None
+            return
+        adapter.call(layer, case.x)
+        call_unless_listed_crash(entry, lambda: adapter.reset_states_to(layer, case.initial_state) or True,
+                                 what="reset_state(states=...)")
+        return
+    if entry["case"].get("expect") == "stateful-initial-state":   # a stateful call given initial_state
+        first = np.array(entry["case"]["first_x"], np.float64)
+        layer = keras_layer(case.config, case.features, batch=first.shape[0], stateful=True)
+        adapter.set_weights(layer, case.weights)
+        adapter.call(layer, first)
+        out = reference_outputs(Case(replace(case.config, return_state=True), case.features, case.weights, first), hs)
+        case = replace(case, stored_states=out[1:])
+        modelled, expected = modelled_outputs(case, hs, entry), reference_outputs(case, hs)
+        assert any(not np.allclose(m, e) for m, e in zip(modelled, expected)), \
+            f"the reproducer of {entry['id']!r} does not separate its model from the formulas: choose another"
+        assert_conforms(case, lambda: adapter.call(layer, case.x, initial_state=case.initial_state),
+                        path="the entry's reproducer", hard_sigmoid=hs, entry=entry)
+        return
+    if entry["case"].get("expect") == "stateful-predict":   # model.predict twice on a stateful layer's model
+        first = np.array(entry["case"]["first_x"], np.float64)
+        batch, timesteps = first.shape[:2]
+        layer = keras_layer(case.config, case.features, batch=batch, stateful=True)
+        adapter.set_weights(layer, case.weights)
+        model = adapter.stateful_model(layer, batch, timesteps, case.features)
+        adapter.predict(model, first, batch)
+        out = reference_outputs(Case(replace(case.config, return_state=True), case.features, case.weights, first), hs)
+        case = replace(case, initial_state=out[1:], stateful_batch=batch)
+        modelled, expected = modelled_outputs(case, hs, entry), reference_outputs(case, hs)
+        assert any(not np.allclose(m, e) for m, e in zip(modelled, expected)), \
+            f"the reproducer of {entry['id']!r} does not separate its model from the formulas: choose another"
+        assert_conforms(case, lambda: adapter.predict(model, case.x, batch), path="the entry's reproducer",
+                        hard_sigmoid=hs, entry=entry)
+        return
+    if entry["case"].get("expect") == "construct-raises":   # building the layer itself raises
+        built = call_unless_listed_crash(entry, lambda: keras_layer(case.config, case.features),
+                                         what="building this layer")
+        assert built is None
+        return
     if "placed_on" in entry["case"]:   # a divergence of one placement: run it there, compiled
         device = entry["case"]["placed_on"]
         with placed_on(device, True):

@@ -34,6 +34,8 @@ IDS = [e["id"] for e in MODEL_ENTRIES]
 STATEFUL = "stateful_batch_one_broadcasts"
 #: the stateful models (the torch one is the same broadcast, minus LSTM which crashes there)
 STATEFUL_MODELS = (STATEFUL, "stateful_batch_one_broadcasts_except_lstm")
+#: the models of a call's starting states (they change the returned states too, not only outputs)
+STATE_MODELS = ("stored_states_win_over_initial_state", "stateful_predict_starts_from_traced_states")
 
 # The models are cheap: at least 200 examples per property, more if the loaded profile asks for more
 # (its other settings -- derandomize, database -- apply).
@@ -60,9 +62,20 @@ def stateful_cases(draw):
     return Case(config, f, weights, x, mask=mask, initial_state=stored, stateful_batch=b)
 
 
+@st.composite
+def stored_state_cases(draw):
+    """A stateful layer's call given initial_state, its stored states drawn (all zero, or not)."""
+    case = draw(cases(configs=layer_configs(bidirectional=False), with_initial_state=False))
+    rng = np.random.default_rng(draw(SEEDS))
+    given = [rng.uniform(-0.5, 0.5, (case.batch, case.config.units)) for _ in range(case.config.n_states)]
+    stored = [rng.uniform(-0.5, 0.5, (case.batch, case.config.units)) * draw(st.sampled_from((0.0, 1.0)))
+              for _ in range(case.config.n_states)]
+    return replace(case, initial_state=given, stored_states=stored)
+
+
 def any_case():
-    """Cases for every model: the spec's own draws, and stateful calls."""
-    return st.one_of(cases(), stateful_cases())
+    """Cases for every model: the spec's own draws, stateful calls, and stateful calls given initial_state."""
+    return st.one_of(cases(), stateful_cases(), stored_state_cases())
 
 
 def _same(a, b):
@@ -113,13 +126,15 @@ def test_model_differs_from_the_formulas_inside_its_predicate(entry):
                      settings=FIND)
         assert found.batch == 1 and model(found, "keras3")[0].shape[0] == found.stateful_batch > 1
         return
-    found = find(cases().filter(predicate),
+    drawn = {"stored_states_win_over_initial_state": stored_state_cases(),
+             "stateful_predict_starts_from_traced_states": stateful_cases()}.get(entry["model"], cases())
+    found = find(drawn.filter(predicate),
                  lambda c: _differs(model(c, "keras3"), reference_outputs(c, "keras3")), settings=FIND)
     assert predicate(found)
 
 
-@pytest.mark.parametrize("entry", [e for e in MODEL_ENTRIES if e["model"] not in STATEFUL_MODELS],
-                         ids=[e["id"] for e in MODEL_ENTRIES if e["model"] not in STATEFUL_MODELS])
+@pytest.mark.parametrize("entry", [e for e in MODEL_ENTRIES if e["model"] not in STATEFUL_MODELS + STATE_MODELS],
+                         ids=[e["id"] for e in MODEL_ENTRIES if e["model"] not in STATEFUL_MODELS + STATE_MODELS])
 @PROPERTY
 @given(data=st.data(), hard_sigmoid=HARD_SIGMOIDS)
 def test_model_differs_only_in_the_outputs(entry, data, hard_sigmoid):
@@ -272,3 +287,29 @@ def test_reproducer_zero_output_for_mask_zeroes_last_output():
     np.testing.assert_allclose(formulas, [[math.tanh(0.6)]], atol=1e-12)
     (modelled,) = _model_for("zero-output-for-mask-zeroes-last-output")(case, "keras3")
     np.testing.assert_allclose(modelled, [[0.0]], atol=MEASURED_TOL)
+
+
+@PROPERTY
+@given(case=stored_state_cases(), hard_sigmoid=HARD_SIGMOIDS)
+def test_stored_states_model_starts_from_the_stored_states(case, hard_sigmoid):
+    """keras2-stateful-initial-state-ignored: the call is the formulas from the stored states when any
+    of them is non-zero, from initial_state when they are all zero."""
+    modelled = MODELS["stored_states_win_over_initial_state"](case, hard_sigmoid)
+    nonzero = any(np.any(s != 0) for s in case.stored_states)
+    start = case.stored_states if nonzero else case.initial_state
+    assert _same(modelled, reference_outputs(replace(case, initial_state=start, stored_states=None), hard_sigmoid))
+
+
+def test_reproducer_keras2_stateful_initial_state_ignored():
+    # SimpleRNN(1, kernel 1, recurrent 0.5, no bias), stateful: the call on first_x = [0.6] stores
+    # h = tanh(0.6) = 0.5370; the call on x = [0.8] with initial_state [[0.25]] must give
+    # tanh(0.8 + 0.5 * 0.25) = tanh(0.925) = 0.7283, Keras 2 starts from the stored h instead:
+    # tanh(0.8 + 0.5 * 0.5370) = tanh(1.0685) = 0.7889 (measured 0.7889048 on TF 2.15 / Keras 2.15.0 by
+    # spec/test_known_divergences.py, which asserts Keras against this model).
+    raw = next(e for e in ENTRIES if e["id"] == "keras2-stateful-initial-state-ignored")["case"]
+    case = replace(_reproducer("keras2-stateful-initial-state-ignored"), stored_states=[np.array([[math.tanh(0.6)]])])
+    assert raw["first_x"] == [[[0.6]]]
+    (expected,) = reference_outputs(case, "keras2")
+    np.testing.assert_allclose(expected, [[math.tanh(0.8 + 0.5 * 0.25)]], atol=1e-12)
+    (modelled,) = _model_for("keras2-stateful-initial-state-ignored")(case, "keras2")
+    np.testing.assert_allclose(modelled, [[math.tanh(0.8 + 0.5 * math.tanh(0.6))]], atol=1e-12)

@@ -40,6 +40,8 @@ def divergence_snippet(entry):
         if case.get(k):
             config[k] = case[k]
     batch = case.get("stateful_batch")
+    if case.get("expect") in ("stateful-initial-state", "stateful-predict"):   # stateful, for first_x's batch
+        batch = len(case["first_x"])
     if batch:
         config["stateful"] = True
     kwargs = "".join(f", {k}={v!r}" for k, v in config.items())
@@ -50,6 +52,11 @@ def divergence_snippet(entry):
              f"layer = keras.layers.{LAYER_CLASSES[kind]}({units}{kwargs})"]
     if bidirectional and bidirectional != "none":
         lines.append(f"layer = keras.layers.Bidirectional(layer, merge_mode={bidirectional!r})")
+    if case.get("expect") == "construct-raises":
+        lines[-1] += "  # raises here"
+        raises = entry.get("raises") or {}
+        lines.append(f"# expected: {', '.join(raises.get('exception', []))} matching {raises.get('message', '')!r}")
+        return "\n".join(lines) + "\n"
     lines.append(f"x = {_array(case['x'])}")
     lines.append(f"layer.build(({batch if batch else 'None'}, None, {case['features']}))")
     lines.append("layer.set_weights([" + ", ".join(_array(w) for w in case["weights"]) + "])")
@@ -64,12 +71,29 @@ def divergence_snippet(entry):
         call += ", training=True"
     call += ")"
     expect = case.get("expect")
-    if batch:
+    if expect == "stateful-predict":
+        first = _array(case["first_x"])
+        lines += [f"first = {first}",
+                  "inputs = keras.Input(shape=first.shape[1:], batch_size=first.shape[0])",
+                  "model = keras.Model(inputs, layer(inputs))",
+                  "print(model.predict(first, batch_size=first.shape[0], verbose=0))",
+                  "print(model.predict(x, batch_size=x.shape[0], verbose=0))  # must start from the states "
+                  "the first predict ended in"]
+        return "\n".join(lines) + "\n"
+    if expect == "stateful-initial-state":
+        lines.append("import tensorflow as tf; initial_state = [tf.constant(s) for s in initial_state]"
+                     "  # Keras 2 takes tensors")
+        lines.append(f"print(layer({_array(case['first_x'])}))  # stores the states this call ends in")
+    elif batch and expect != "stateful-raises":   # (its first call raises already)
         lines.append(f"layer(np.zeros(({batch},) + x.shape[1:], dtype='float32'))  # batch {batch}")
-    if expect == "reset-raises":
+    if expect == "reset-with-states-raises":
+        lines += [f"{call.split(', initial_state=')[0]})",
+                  "layer.reset_state(states=initial_state) if hasattr(layer, 'reset_state') "
+                  "else layer.reset_states(states=initial_state)  # raises here"]
+    elif expect == "reset-raises":
         lines += [f"{call}", "layer.reset_state() if hasattr(layer, 'reset_state') else layer.reset_states()"
                   "  # raises here"]
-    elif expect == "raises":
+    elif expect in ("raises", "stateful-raises"):
         lines += [f"out = {call}  # raises here"]
     elif expect == "accepted":
         lines += [f"out = {call}  # accepted: another batch size than the stateful layer was built for",
