@@ -9,7 +9,10 @@ instances"). So:
   recurrent_activation, use_bias, GRU reset_after, implementation, LSTM
   unit_forget_bias) and the wrapper's flags (return_sequences, return_state,
   go_backwards, unroll, zero_output_for_mask) and a mask and initial state,
-  compute exactly the formulas of the layer of the same name.
+  compute exactly the formulas of the layer of the same name -- in training
+  (without dropout) or not, with dropout rates that inference ignores, and
+  stateful (``stateful=True``, built for the batch, states reset: the call
+  starts from zeros or the given initial state).
 - A user-defined cell written as the Keras guide shows (``MinimalRNNCell``:
   ``h' = x.W + h.U``, its output is its state) runs under the same loop:
   masks, go_backwards, initial_state, return_state.
@@ -108,18 +111,50 @@ def _set_and_call(layer, case):
 
 # --------------------------------------------------------------------------- one cell
 
-@given(cases(configs=layer_configs(bidirectional=False).map(explicit)))
-@settings(max_examples=scaled_examples(0.5))
-def test_rnn_with_builtin_cell_matches_layer_formulas(case):
-    """RNN(SimpleRNNCell / LSTMCell / GRUCell) computes the formulas of SimpleRNN / LSTM / GRU."""
+@st.composite
+def call_modes(draw):
+    """How the example calls its RNN: ``training`` or not; at inference the cell may hold dropout
+    rates (and, where the version has it, a dropout ``seed``), which inference ignores; and the
+    wrapper may be ``stateful`` (built for the batch, its states reset before the call, so that the
+    call starts from zeros or the given initial_state, as a first call does)."""
+    training = draw(st.booleans(), label="training")
+    rates = (0.0,) if training else (0.25, 0.5)
+    mode = {"training": training, "stateful": draw(st.booleans(), label="stateful"),
+            "dropout": draw(st.sampled_from(rates), label="dropout"),
+            "recurrent_dropout": draw(st.sampled_from(rates), label="recurrent_dropout")}
+    if adapter.conventions()["dropout_seed_argument"]:
+        mode["seed"] = draw(st.integers(0, 2**16), label="seed")
+    return mode
+
+
+@pytest.mark.parametrize("kind", ("simple_rnn", "lstm", "gru"))
+@given(data=st.data())
+@settings(max_examples=scaled_examples(0.25))
+def test_rnn_with_builtin_cell_matches_layer_formulas(kind, data):
+    """RNN(SimpleRNNCell / LSTMCell / GRUCell) computes the formulas of SimpleRNN / LSTM / GRU: training
+    or not (no dropout in training; dropout is ignored at inference), stateful from reset states or not."""
+    case = data.draw(cases(configs=layer_configs(kinds=(kind,), bidirectional=False).map(explicit)), label="case")
+    mode = data.draw(call_modes(), label="mode")
     c = case.config
+    dropout = {k: mode[k] for k in ("dropout", "recurrent_dropout", "seed") if k in mode}
+    stateful = mode["stateful"]
 
     def build():
-        cell = adapter.make_cell(c.kind, c.units, **cell_arguments(c))
-        return adapter.build(adapter.rnn_layer(cell, **wrapper_arguments(c)), None, case.features)
-    layer = _layer(("builtin", c, case.features), build)
-    assert_conforms(case, lambda: _set_and_call(layer, case),
-                    path=f"RNN({adapter.CELL_CLASSES[c.kind]}), eager call")
+        cell = adapter.make_cell(c.kind, c.units, **cell_arguments(c), **dropout)
+        layer = adapter.rnn_layer(cell, stateful=stateful, **wrapper_arguments(c))
+        return adapter.build(layer, case.batch if stateful else None, case.features)
+    key = ("builtin", c, case.features, tuple(sorted(dropout.items())), stateful, case.batch if stateful else None)
+    layer = _layer(key, build)
+
+    def run():
+        adapter.set_weights(layer, case.weights)
+        if stateful:
+            adapter.reset_states(layer)
+        return adapter.call(layer, case.x, mask=case.mask, initial_state=case.initial_state,
+                            training=mode["training"])
+    assert_conforms(replace(case, training=mode["training"]), run,
+                    path=f"RNN({adapter.CELL_CLASSES[c.kind]}{', stateful' if stateful else ''}), eager call"
+                         f"{', training' if mode['training'] else ''}")
 
 
 def _minimal(config):

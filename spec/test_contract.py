@@ -1,4 +1,4 @@
-"""Chapter 12 -- the documented contract: every documented argument has a claim.
+"""Chapter 13 -- the documented contract: every documented argument has a claim.
 
 What rnnspec holds Keras to is what Keras documents, argument by argument.
 The inventory (``spec/inventory.py``) reads, from the installed Keras, every

@@ -36,6 +36,10 @@ SimpleRNN, LSTM and GRU document three arguments per weight -- ``kernel``,
   2c's machinery) leaves each constrained weight at ``constraint(w - lr *
   dL/dw)``, computed in float64 by the reference.
 
+Each argument is drawn for the layers and for their cells inside ``RNN``
+(``RNN(LSTMCell(..., kernel_regularizer=...))``): the cells document the same
+arguments for the same weights.
+
 The sizes are small: initializers run once per new shape (the orthogonal one a
 QR decomposition, which JAX compiles per shape), and each constrained model is
 compiled once and reused.
@@ -73,6 +77,21 @@ def _finding(finding_id):
     return entry if divergence_applies(entry, environment()) else None
 
 
+VIAS = ("layer", "cell")
+
+
+def _recurrent(kind, units, via, **kwargs):
+    """``SimpleRNN/LSTM/GRU(units, **kwargs)``, or (``via="cell"``) ``RNN`` around the kind's cell built
+    with the same arguments: the cells document the same weight arguments and hold the same weights."""
+    if via == "cell":
+        return adapter.rnn_layer(adapter.make_cell(kind, units, **kwargs))
+    return adapter.make_layer(kind, units, **kwargs)
+
+
+def _class_name(kind, via):
+    return adapter.CELL_CLASSES[kind] if via == "cell" else adapter.LAYER_CLASSES[kind]
+
+
 def _flags(kind, unit_forget_bias):
     return {"unit_forget_bias": unit_forget_bias} if kind == "lstm" else {}
 
@@ -82,6 +101,7 @@ def _flags(kind, unit_forget_bias):
 @st.composite
 def initializer_draws(draw):
     kind = draw(st.sampled_from(KINDS), label="kind")
+    via = draw(st.sampled_from(VIAS), label="via")
     argument = draw(st.sampled_from(ARGUMENTS), label="argument")
     names = ("default", "zeros", "ones", "constant") + (("glorot_uniform", "orthogonal") if argument != "bias" else ())
     name = draw(st.sampled_from(names), label="initializer")
@@ -92,7 +112,7 @@ def initializer_draws(draw):
         params["seed"] = draw(st.integers(0, 2**16), label="seed")
     if name == "orthogonal":
         params["gain"] = draw(st.sampled_from((1.0, 0.5, 2.0)), label="gain")
-    return dict(kind=kind, argument=argument, name=name, params=params,
+    return dict(kind=kind, via=via, argument=argument, name=name, params=params,
                 units=draw(st.integers(1, 3), label="units"), features=draw(st.integers(1, 2), label="features"),
                 unit_forget_bias=draw(st.booleans(), label="unit_forget_bias"))
 
@@ -102,7 +122,7 @@ def _initialized(d):
     kwargs = {f"{a}_initializer": "zeros" for a in ARGUMENTS if a != d["argument"]}
     if d["name"] != "default":
         kwargs[f"{d['argument']}_initializer"] = adapter.initializer(d["name"], **d["params"])
-    layer = adapter.make_layer(d["kind"], d["units"], **kwargs, **_flags(d["kind"], d["unit_forget_bias"]))
+    layer = _recurrent(d["kind"], d["units"], d.get("via", "layer"), **kwargs, **_flags(d["kind"], d["unit_forget_bias"]))
     adapter.build(layer, None, d["features"])
     return adapter.get_weights(layer)[WEIGHT_OF[d["argument"]]]
 
@@ -113,15 +133,27 @@ def _documented_name(d):
     return {"kernel": "glorot_uniform", "recurrent": "orthogonal", "bias": "zeros"}[d["argument"]]
 
 
+def _every_argument_once(test):
+    """An explicit example per class and initializer argument ("ones"; the other two get "zeros"), so
+    that every class passes each argument two different values in every profile (the argument
+    coverage of spec/arguments.py); the LSTM bias one runs the unit_forget_bias finding."""
+    for kind in KINDS:
+        for via in VIAS:
+            for argument in ARGUMENTS:
+                test = example(d=dict(kind=kind, via=via, argument=argument, name="ones", params={}, units=2,
+                                      features=1, unit_forget_bias=True))(test)
+    return test
+
+
 @given(d=initializer_draws())
-@example(d=dict(kind="lstm", argument="bias", name="ones", params={}, units=2, features=1, unit_forget_bias=True))
+@_every_argument_once
 @settings(max_examples=scaled_examples(1))
 def test_initializer_arguments_produce_what_they_name(d):
     """Each ``*_initializer`` fills its weight as its initializer documents (zeros, ones, Constant(v),
     GlorotUniform's limit, Orthogonal's orthonormal rows or columns times gain; a seed repeats)."""
     w = _initialized(d)
     name, params = _documented_name(d), d["params"]
-    where = f"{adapter.LAYER_CLASSES[d['kind']]}({d['units']}, {d['argument']}_initializer={d['name']}{params or ''}" + (
+    where = f"{_class_name(d['kind'], d.get('via', 'layer'))}({d['units']}, {d['argument']}_initializer={d['name']}{params or ''}" + (
         f", unit_forget_bias={d['unit_forget_bias']}" if d["kind"] == "lstm" else "") + f") on {d['features']} features"
     if name in ("zeros", "ones", "constant"):
         value = {"zeros": 0.0, "ones": 1.0}.get(name, params.get("value"))
@@ -191,25 +223,38 @@ def _assert_losses(actual, expected, names, where):
             f"loss of {name} = {a:.7g}, but should be {e:.7g} (|diff| {abs(a - e):.2e}) [{where}]")
 
 
-@given(kind=st.sampled_from(KINDS), units=st.integers(1, 4), features=st.integers(1, 3),
+def _two_regularizers_each(test):
+    """Two explicit examples per layer and cell, each argument regularized differently in the two (the
+    argument coverage of spec/arguments.py: a class passes each argument two different values)."""
+    for kind in KINDS:
+        for via in VIAS:
+            for kernel, recurrent, bias in (((0.5, 0.0), (0.0, 0.25), (0.125, 0.5)), ((0.0, 0.5), None, (0.25, 0.0))):
+                test = example(kind=kind, via=via, units=2, features=2, use_bias=True, kernel=kernel,
+                               recurrent=recurrent, bias=bias, seed=1)(test)
+    return test
+
+
+@given(kind=st.sampled_from(KINDS), via=st.sampled_from(VIAS), units=st.integers(1, 4), features=st.integers(1, 3),
        use_bias=st.booleans(), kernel=regularizer_factors("kernel_regularizer"),
        recurrent=regularizer_factors("recurrent_regularizer"), bias=regularizer_factors("bias_regularizer"),
        seed=SEEDS)
+@_two_regularizers_each
 @settings(max_examples=scaled_examples(0.5))
-def test_weight_regularizers_add_their_penalty_to_losses(kind, units, features, use_bias, kernel, recurrent, bias,
+def test_weight_regularizers_add_their_penalty_to_losses(kind, via, units, features, use_bias, kernel, recurrent, bias,
                                                          seed):
-    """Each weight regularizer adds ``l1 * sum(|w|) + l2 * sum(w^2)`` of its weight to ``layer.losses``."""
+    """Each weight regularizer adds ``l1 * sum(|w|) + l2 * sum(w^2)`` of its weight to ``layer.losses``
+    (of the layer, or of ``RNN`` around the cell that holds them)."""
     factors = {"kernel": kernel, "recurrent": recurrent, "bias": bias}
-    layer = adapter.make_layer(kind, units, use_bias=use_bias, kernel_initializer="zeros",
-                               recurrent_initializer="zeros",
-                               **{f"{a}_regularizer": _regularizer(f) for a, f in factors.items()})
+    layer = _recurrent(kind, units, via, use_bias=use_bias, kernel_initializer="zeros",
+                       recurrent_initializer="zeros",
+                       **{f"{a}_regularizer": _regularizer(f) for a, f in factors.items()})
     adapter.build(layer, None, features)
     weights = random_weights(LayerConfig(kind=kind, units=units, use_bias=use_bias), features,
                              np.random.default_rng(seed))
     adapter.set_weights(layer, weights)
     regularized = [(a, i) for i, a in enumerate(ARGUMENTS[:len(weights)]) if factors[a] is not None]
     expected = [penalty(weights[i], *factors[a]) for a, i in regularized]
-    where = f"{adapter.LAYER_CLASSES[kind]}({units}, use_bias={use_bias}) regularizers {factors}"
+    where = f"{_class_name(kind, via)}({units}, use_bias={use_bias}) regularizers {factors}"
     _assert_losses(adapter.layer_losses(layer), expected, [f"{a} ({factors[a]})" for a, _ in regularized], where)
     outcomes.asserted_formulas()
 
@@ -269,14 +314,14 @@ UNITS, FEATURES, TIMESTEPS, BATCH, HEAD = 2, 2, 3, 2, 1
 _MODELS = OrderedDict()
 
 
-def _constrained_model(kind, scheme):
+def _constrained_model(kind, scheme, via="layer"):
     def build():
         kwargs = {f"{a}_constraint": None if c is None else adapter.constraint(c[0], **c[1])
                   for a, c in zip(ARGUMENTS, SCHEMES[scheme])}
-        layer = adapter.make_layer(kind, UNITS, kernel_initializer="zeros", recurrent_initializer="zeros", **kwargs)
+        layer = _recurrent(kind, UNITS, via, kernel_initializer="zeros", recurrent_initializer="zeros", **kwargs)
         adapter.build(layer, None, FEATURES)
         return adapter.training_model(layer, timesteps=TIMESTEPS, features=FEATURES, head_units=HEAD, masking=False)
-    return _cached(_MODELS, (kind, scheme), build)
+    return _cached(_MODELS, (kind, scheme, via), build)
 
 
 def _constraint_bound(name, params, pre, pre_bound, post):
@@ -296,12 +341,23 @@ def _constraint_bound(name, params, pre, pre_bound, post):
     return 2 * gain * spread + 8 * FLOAT32_ULP * np.abs(post) + 2 * fuzz
 
 
-@given(kind=st.sampled_from(KINDS), scheme=st.integers(0, len(SCHEMES) - 1),
+def _two_schemes_each(test):
+    """Two explicit examples per layer and cell, in schemes 0 and 1, which constrain every argument
+    differently (the argument coverage of spec/arguments.py)."""
+    for kind in KINDS:
+        for via in VIAS:
+            for scheme in (0, 1):
+                test = example(kind=kind, via=via, scheme=scheme, learning_rate=1.0, seed=scheme)(test)
+    return test
+
+
+@given(kind=st.sampled_from(KINDS), via=st.sampled_from(VIAS), scheme=st.integers(0, len(SCHEMES) - 1),
        learning_rate=st.sampled_from([0.1, 1.0]), seed=SEEDS)
+@_two_schemes_each
 @settings(max_examples=scaled_examples(0.3))
-def test_constraints_hold_after_one_sgd_step(kind, scheme, learning_rate, seed):
-    """After one ``train_on_batch`` with SGD, each constrained weight is ``constraint(w - lr * dL/dw)``
-    and every other weight ``w - lr * dL/dw``."""
+def test_constraints_hold_after_one_sgd_step(kind, via, scheme, learning_rate, seed):
+    """After one ``train_on_batch`` with SGD, each constrained weight (of the layer, or of the cell
+    inside ``RNN``) is ``constraint(w - lr * dL/dw)`` and every other weight ``w - lr * dL/dw``."""
     hard_sigmoid = adapter.conventions()["hard_sigmoid"]
     config = LayerConfig(kind=kind, units=UNITS)
     rng = np.random.default_rng(seed)
@@ -311,7 +367,7 @@ def test_constraints_hold_after_one_sgd_step(kind, scheme, learning_rate, seed):
             rng.uniform(-0.5, 0.5, HEAD).astype(np.float32).astype(np.float64)]
     y = rng.uniform(-1.0, 1.0, (BATCH, HEAD)).astype(np.float32).astype(np.float64)
     before, stepped, grads, y, _ = training_chapter.expected_step(case, head, y, learning_rate, hard_sigmoid, None)
-    actual = adapter.sgd_train_step(_constrained_model(kind, scheme), before, case.x, y, learning_rate)
+    actual = adapter.sgd_train_step(_constrained_model(kind, scheme, via), before, case.x, y, learning_rate)
     atol, rtol = tolerance(quantity="gradient")
     constraints = list(SCHEMES[scheme]) + [None, None]
     names = ["kernel", "recurrent_kernel", "bias", "dense kernel", "dense bias"]
