@@ -23,6 +23,7 @@ report plugin (``spec/report.py``) fails the run, as the claim
 mapped argument whose claims ran was never exercised.
 """
 
+import ast
 import fnmatch
 import functools
 import hashlib
@@ -65,6 +66,17 @@ def entry_for(cls, arg, where="init", env=None, entries=None):
 
 def claims_match(patterns, claim):
     return any(fnmatch.fnmatchcase(claim, p) for p in patterns)
+
+
+@functools.cache
+def spec_claim_ids():
+    """Every claim id of the spec (``spec/test_x.py::test_y``), read from the chapter files."""
+    ids = []
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        ids += [f"spec/{path.name}::{node.name}" for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+    return tuple(ids)
 
 
 # --------------------------------------------------------------------------- value keys
@@ -174,8 +186,9 @@ def coverage(documented, claims, env=None, entries=None):
     ``documented``: ``[(class, argument, where)]`` (:func:`rnnspec.spec.inventory.documented`);
     ``claims``: the report's ``{claim id: claim}``, each with ``arguments`` (``{"Class.arg": [keys]}``)
     and ``outcome``. Every documented argument gets a status: ``exercised``, ``out-of-scope``,
-    ``unmapped`` (fails spec/test_contract.py), ``unexercised`` (its claims ran and never passed
-    it with two values: fails the run) or ``not-run`` (none of its claims ran in this session).
+    ``unmapped`` (fails spec/test_contract.py), ``unexercised`` (every claim mapped to it ran, and
+    none passed it with two values: fails the run) or ``not-run`` (a claim mapped to it did not run
+    in this session -- a partial run, ``-k`` or one chapter -- and the others did not exercise it).
     """
     entries = load_map() if entries is None else entries
     ran = {k: c for k, c in claims.items() if c.get("outcome") not in (None, "skipped", "unsupported")}
@@ -189,11 +202,12 @@ def coverage(documented, claims, env=None, entries=None):
             row.update(status="out-of-scope", why=entry["out_of_scope"])
         else:
             mapped = {k: c for k, c in ran.items() if claims_match(entry["claims"], k)}
+            missing = [i for i in spec_claim_ids() if claims_match(entry["claims"], i) and i not in claims]
             values = set()
             for c in mapped.values():
                 values.update((c.get("arguments") or {}).get(f"{cls}.{arg}", []))
             row.update(claims=sorted(mapped), values=len(values))
-            row["status"] = ("exercised" if len(values) >= 2 else "unexercised") if mapped else "not-run"
+            row["status"] = "exercised" if len(values) >= 2 else "not-run" if missing else "unexercised"
         rows.append(row)
     counts = {}
     for r in rows:

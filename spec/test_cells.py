@@ -401,6 +401,37 @@ def test_time_major_inputs_and_outputs(case, time_major):
     assert_conforms(case, run, path=f"RNN({adapter.CELL_CLASSES[c.kind]}, time_major={time_major}), eager call")
 
 
+@pytest.mark.skipif(not adapter.conventions()["accepts_time_major"],
+                    reason=f"unsupported: Keras {adapter.KERAS_VERSION}'s RNN layers have no time_major argument "
+                           "(conventions.toml accepts_time_major)")
+@pytest.mark.parametrize("time_major", (False, True))
+@pytest.mark.parametrize("kind", ("simple_rnn", "lstm", "gru"))
+@given(data=st.data())
+@settings(max_examples=scaled_examples(0.05))
+def test_time_major_layers(kind, time_major, data):
+    """SimpleRNN / LSTM / GRU(time_major=True) read and return time-major sequences, as RNN does."""
+    case = data.draw(cases(configs=layer_configs(kinds=(kind,), bidirectional=False).map(explicit),
+                           with_masks=False), label="case")
+    c = case.config
+
+    def build():
+        layer = adapter.make_layer(c.kind, c.units, time_major=time_major, kernel_initializer="zeros",
+                                   recurrent_initializer="zeros", **c.keras_kwargs())
+        return adapter.build(layer, None, case.features)
+    layer = _layer(("time_major_layer", time_major, c, case.features), build)
+
+    def run():
+        adapter.set_weights(layer, case.weights)
+        x = np.transpose(case.x, (1, 0, 2)) if time_major else case.x
+        out = adapter.call(layer, x, initial_state=case.initial_state)
+        if time_major and c.return_sequences:
+            want = (case.timesteps, case.batch, c.units)
+            assert out[0].shape == want, f"time-major output.shape={out[0].shape}, but should be {want}"
+            out[0] = np.transpose(out[0], (1, 0, 2))
+        return out
+    assert_conforms(case, run, path=f"{adapter.LAYER_CLASSES[c.kind]}(time_major={time_major}), eager call")
+
+
 #: the requirements the Bidirectional docstring puts on ``backward_layer``: "the same values for
 #: `stateful`, `return_states`, `return_sequences`, etc." and "different `go_backwards`"
 BACKWARD_LAYER_MISMATCHES = ("go_backwards", "return_sequences", "return_state", "stateful")
