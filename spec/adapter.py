@@ -781,6 +781,15 @@ def dtype_name(dtype):
     return tf.as_dtype(dtype).name
 
 
+def _cast(tensor, dtype):
+    """``tensor`` cast to ``dtype`` by the backend: numpy has no bfloat16 of its own (ml_dtypes, which
+    TF 2.12 and 2.13 do not ship, or TF's own type, which only TF 2.12 reads)."""
+    if IS_KERAS3:
+        return keras.ops.cast(tensor, dtype)
+    import tensorflow as tf
+    return tf.cast(tensor, dtype)
+
+
 def call_with_dtypes(layer, x, *, mask=None, initial_state=None, state_dtype="float32"):
     """Eager call on float32 inputs (a layer casts them to its compute dtype) and initial states of
     ``state_dtype`` (Keras 2 does not cast those: pass the compute dtype): ``(outputs as float64
@@ -789,8 +798,7 @@ def call_with_dtypes(layer, x, *, mask=None, initial_state=None, state_dtype="fl
     if mask is not None:
         kwargs["mask"] = _tensor(mask, "bool")
     if initial_state is not None:
-        import ml_dtypes  # noqa: F401  (registers "bfloat16" with numpy; a dependency of TF and Keras 3)
-        kwargs["initial_state"] = [_tensor(s, state_dtype) for s in initial_state]
+        kwargs["initial_state"] = [_cast(_tensor(s), state_dtype) for s in initial_state]
     outputs = as_list(invoke(layer, _tensor(x), **kwargs))
     return to_numpy(outputs), [dtype_name(o.dtype) for o in outputs]
 

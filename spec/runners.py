@@ -153,18 +153,26 @@ def run_in_dtype(case, dtype):
     return outputs, out_dtypes, adapter.variable_dtypes(layer), kernel
 
 
+def bfloat16_rounded(f32):
+    """float32 values rounded to the nearest bfloat16 (ties to even), as float32: bfloat16 keeps the
+    upper 16 bits of a float32. (numpy has no bfloat16; ml_dtypes is not installed with TF 2.12/2.13.)"""
+    import numpy as np
+    bits = np.ascontiguousarray(f32, np.float32).view(np.uint32).astype(np.uint64)
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return bits.astype(np.uint32).view(np.float32)
+
+
 def rounded_to(case, dtype):
     """``case`` with its weights, inputs and initial states rounded to the compute dtype of ``dtype``
     (what the layer computes with: its variables, or their autocast copies, and its cast inputs)."""
     from dataclasses import replace
-    import ml_dtypes
     import numpy as np
     compute = DTYPES[dtype][0]
     if compute in ("float32", "float64"):
         return case
-    np_dtype = np.float16 if compute == "float16" else ml_dtypes.bfloat16
 
     def r(a):
-        return np.asarray(np.asarray(a, np.float64).astype(np_dtype), np.float64)
+        f32 = np.asarray(a, np.float32)   # the values are float32 already: what the layer is given
+        return np.asarray(f32.astype(np.float16) if compute == "float16" else bfloat16_rounded(f32), np.float64)
     return replace(case, weights=[r(w) for w in case.weights], x=r(case.x),
                    initial_state=None if case.initial_state is None else [r(s) for s in case.initial_state])
