@@ -26,11 +26,16 @@ from rnnspec.spec.strategies import cases, layer_configs
 RATES = st.sampled_from([0.0, 0.25, 0.5, 0.75])
 
 
-@given(cases(layer_configs(), with_initial_state=False), RATES, RATES)
-def test_inference_ignores_dropout(case, dropout, recurrent_dropout):
-    """With training=False, dropout and recurrent_dropout change nothing, and two calls agree."""
+def dropout_seeds():
+    """A dropout ``seed`` where the version takes one (conventions.toml dropout_seed_argument), else None."""
+    return st.integers(0, 2**16) if adapter.conventions()["dropout_seed_argument"] else st.none()
+
+
+@given(cases(layer_configs(), with_initial_state=False), RATES, RATES, dropout_seeds())
+def test_inference_ignores_dropout(case, dropout, recurrent_dropout, seed):
+    """With training=False, dropout and recurrent_dropout change nothing (whatever the seed), and two calls agree."""
     layer = keras_layer(case.config, case.features, dropout=dropout or 0.5,
-                        recurrent_dropout=recurrent_dropout)
+                        recurrent_dropout=recurrent_dropout, seed=seed)
     adapter.set_weights(layer, case.weights)
     expected = reference_outputs(case, adapter.conventions()["hard_sigmoid"])
     for path in ("inference call", "second inference call"):

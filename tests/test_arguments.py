@@ -163,6 +163,7 @@ def test_single_source_lists_what_the_sources_disagree_on(sources, where, agree)
 def test_the_report_adds_the_exercised_claim_and_fails_it_when_an_argument_is_unexercised(monkeypatch):
     from rnnspec.spec import report
     monkeypatch.setattr(arguments, "spec_claim_ids", lambda: ("spec/test_a.py::test_one",))
+    monkeypatch.setattr(arguments, "MIN_EXAMPLES_TO_JUDGE", 0)   # judged whatever the profile
     entries = [{"name": "units", "classes": ["LSTM"], "claims": ["spec/test_a.py::*"]}]
     monkeypatch.setattr(arguments, "load_map", lambda path=None: entries)
     results = {"spec/test_contract.py::test_every_documented_argument_is_mapped":
@@ -178,3 +179,17 @@ def test_the_report_adds_the_exercised_claim_and_fails_it_when_an_argument_is_un
     # without the contract chapter's inventory there is no coverage, and no claim
     claims = {}
     assert report.argument_coverage({}, claims, {}) == {} and claims == {}
+
+
+def test_a_profile_with_few_examples_reports_coverage_without_judging_it(monkeypatch):
+    from rnnspec.spec import report
+    entries = [{"name": "units", "classes": ["LSTM"], "claims": ["spec/test_a.py::*"]}]
+    monkeypatch.setattr(arguments, "load_map", lambda path=None: entries)
+    monkeypatch.setattr(arguments, "spec_claim_ids", lambda: ("spec/test_a.py::test_one",))
+    monkeypatch.setattr(arguments, "MIN_EXAMPLES_TO_JUDGE", 10**6)
+    results = {"x": {"inventory": [["LSTM", "units", "init"]]}}
+    claims = {"spec/test_a.py::test_one": {"outcome": "passed", "arguments": {"LSTM.units": ["4"]}}}
+    cov = report.argument_coverage(results, claims, {"keras": "3.15.1"})
+    assert cov["judged"] is False and cov["counts"] == {"unexercised": 1}
+    assert claims[arguments.EXERCISED_CLAIM]["outcome"] == "skipped"
+    assert "LSTM.units" in claims[arguments.EXERCISED_CLAIM]["reasons"][0]
