@@ -465,27 +465,28 @@ def argument_coverage(results, claims, env):
     drawn = settings().max_examples
     if drawn < arguments.MIN_EXAMPLES_TO_JUDGE:
         cov["judged"] = False
-        claims[arguments.EXERCISED_CLAIM] = {
-            "title": "Every mapped argument is passed by its claims with at least two different values.",
-            "outcome": "skipped",
-            "reasons": [f"the profile draws {drawn} examples per claim; argument coverage is judged in profiles "
-                        f"that draw at least {arguments.MIN_EXAMPLES_TO_JUDGE} (ci, thorough, nightly)"
-                        + (f"; here unexercised: {', '.join(missing)}" if missing else "")],
-            "nodes": 1, "variants": {}, "observed": {}, "arguments": {}, "duration_s": 0.0,
-            "examples": {"drawn": 0, "formulas": 0, "models": {}, "refused": 0, "unsupported": 0, "unasserted": 0},
-        }
+        claims[arguments.EXERCISED_CLAIM] = _exercised_claim(
+            "skipped", f"the profile draws {drawn} examples per claim; argument coverage is judged in profiles "
+                       f"that draw at least {arguments.MIN_EXAMPLES_TO_JUDGE} (ci, thorough, nightly)"
+                       + (f"; here unexercised: {', '.join(missing)}" if missing else ""), drawn=0)
         return cov
     cov["judged"] = True
-    claims[arguments.EXERCISED_CLAIM] = {
+    claims[arguments.EXERCISED_CLAIM] = _exercised_claim(
+        "failed" if missing else "passed",
+        f"never exercised with two values by the claims mapped to them: {', '.join(missing)}" if missing else "",
+        drawn=1)
+    return cov
+
+
+def _exercised_claim(outcome, reason, drawn):
+    """The report entry of :data:`~rnnspec.spec.arguments.EXERCISED_CLAIM`, which no test function holds."""
+    return {
         "title": "Every mapped argument is passed by its claims with at least two different values.",
-        "outcome": "failed" if missing else "passed",
-        "reasons": [f"never exercised with two values by the claims mapped to them: {', '.join(missing)}"]
-        if missing else [],
+        "outcome": outcome, "reasons": [reason] if reason else [],
         "nodes": 1, "variants": {}, "observed": {}, "arguments": {}, "duration_s": 0.0,
-        "examples": {"drawn": 1, "formulas": 0 if missing else 1, "models": {}, "refused": 0,
+        "examples": {"drawn": drawn, "formulas": int(outcome == "passed"), "models": {}, "refused": 0,
                      "unsupported": 0, "unasserted": 0},
     }
-    return cov
 
 
 def totals(claims):

@@ -388,17 +388,22 @@ def test_time_major_inputs_and_outputs(case, time_major):
         cell = adapter.make_cell(c.kind, c.units, **cell_arguments(c))
         return adapter.build(adapter.rnn_layer(cell, time_major=time_major, **wrapper_arguments(c)), None, case.features)
     layer = _layer(("time_major", time_major, c, case.features), build)
+    assert_conforms(case, lambda: _call_time_major(layer, case, time_major),
+                    path=f"RNN({adapter.CELL_CLASSES[c.kind]}, time_major={time_major}), eager call")
 
-    def run():
-        adapter.set_weights(layer, case.weights)
-        x = np.transpose(case.x, (1, 0, 2)) if time_major else case.x
-        out = adapter.call(layer, x, initial_state=case.initial_state)
-        if time_major and c.return_sequences:
-            want = (case.timesteps, case.batch, c.units)
-            assert out[0].shape == want, f"time-major output.shape={out[0].shape}, but should be {want}"
-            out[0] = np.transpose(out[0], (1, 0, 2))
-        return out
-    assert_conforms(case, run, path=f"RNN({adapter.CELL_CLASSES[c.kind]}, time_major={time_major}), eager call")
+
+def _call_time_major(layer, case, time_major):
+    """Set the weights and call on ``case.x`` (transposed to (T, B, F) when ``time_major``); the outputs
+    in batch-major order, after checking that a time-major sequence came back (T, B, units)."""
+    c = case.config
+    adapter.set_weights(layer, case.weights)
+    x = np.transpose(case.x, (1, 0, 2)) if time_major else case.x
+    out = adapter.call(layer, x, initial_state=case.initial_state)
+    if time_major and c.return_sequences:
+        want = (case.timesteps, case.batch, c.units)
+        assert out[0].shape == want, f"time-major output.shape={out[0].shape}, but should be {want}"
+        out[0] = np.transpose(out[0], (1, 0, 2))
+    return out
 
 
 @pytest.mark.skipif(not adapter.conventions()["accepts_time_major"],
@@ -419,17 +424,8 @@ def test_time_major_layers(kind, time_major, data):
                                    recurrent_initializer="zeros", **c.keras_kwargs())
         return adapter.build(layer, None, case.features)
     layer = _layer(("time_major_layer", time_major, c, case.features), build)
-
-    def run():
-        adapter.set_weights(layer, case.weights)
-        x = np.transpose(case.x, (1, 0, 2)) if time_major else case.x
-        out = adapter.call(layer, x, initial_state=case.initial_state)
-        if time_major and c.return_sequences:
-            want = (case.timesteps, case.batch, c.units)
-            assert out[0].shape == want, f"time-major output.shape={out[0].shape}, but should be {want}"
-            out[0] = np.transpose(out[0], (1, 0, 2))
-        return out
-    assert_conforms(case, run, path=f"{adapter.LAYER_CLASSES[c.kind]}(time_major={time_major}), eager call")
+    assert_conforms(case, lambda: _call_time_major(layer, case, time_major),
+                    path=f"{adapter.LAYER_CLASSES[c.kind]}(time_major={time_major}), eager call")
 
 
 #: the requirements the Bidirectional docstring puts on ``backward_layer``: "the same values for

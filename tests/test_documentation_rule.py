@@ -29,8 +29,7 @@ def test_every_divergence_quotes_what_it_contradicts_or_says_why_undocumented():
 
 
 def test_every_undocumented_convention_names_its_reference_and_claims():
-    from tests.test_arguments import _claim_ids
-    ids = _claim_ids()
+    ids = arguments.spec_claim_ids()
     divergence_ids = {d["id"] for d in _load("divergences.toml", "divergence")}
     for c in _load("undocumented.toml", "convention"):
         assert {"id", "statement", "silent", "reference", "claims", "keras"} <= set(c), c.get("id")
