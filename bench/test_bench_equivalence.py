@@ -33,18 +33,11 @@ import math
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-<<<<<<< HEAD
 from rnnspec.spec import adapter
 from rnnspec.spec.pool import covering_pool
 from rnnspec.spec.strategies import pooled_cases
 from rnnspec.spec.test_equivalence import check
 from rnnspec.spec.test_gradients import check_gradients, draw_coefficients
-=======
-from rnnspec.spec import adapter
-from rnnspec.spec.pool import covering_pool
-from rnnspec.spec.strategies import pooled_cases
-from rnnspec.spec.test_equivalence import check
->>>>>>> namespace
 
 N_EXAMPLES = 200      # ci profile: scaled_examples(5) = 5 x 40 for test_layer_matches_reference
 RESULTS = {}
