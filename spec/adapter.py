@@ -45,7 +45,39 @@ KERAS_VERSION = keras.__version__
 KERAS_MAJOR = int(KERAS_VERSION.split(".")[0])
 BACKEND = keras.backend.backend() if KERAS_MAJOR >= 3 else "tensorflow"
 IS_KERAS3 = KERAS_MAJOR >= 3
+
+
+def _jax_compilation_cache():
+    """Reuse XLA executables within one run (JAX only).
+
+    In eager mode Keras's JAX backend runs each call's ``lax.scan`` through a fresh jaxpr, so
+    JAX's in-memory cache (keyed by the traced function) misses, and the same computation is
+    compiled again for every example of the same shape. JAX's persistent compilation cache is
+    keyed by the lowered module instead, so those compiles become cache reads: 8% of a ``ci``
+    run on JAX (spec/: 305.8 s -> 282.3 s, 2 cores, 2026-11-28). The cache is a fresh temporary
+    folder, removed at exit, so every run still compiles each computation once (what a cold CI
+    run pays). A ``JAX_COMPILATION_CACHE_DIR`` set by the user is left as it is.
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    import jax
+    folder = tempfile.mkdtemp(prefix="rnnspec-jax-cache-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for option, value in (("jax_compilation_cache_dir", folder),
+                          ("jax_persistent_cache_min_compile_time_secs", 0.0),
+                          ("jax_persistent_cache_min_entry_size_bytes", 0)):
+        try:
+            jax.config.update(option, value)
+        except AttributeError:   # an older jax without the option keeps its default
+            pass
+
+
 if BACKEND == "jax":
+    _jax_compilation_cache()
     # JAX cuts its own frames from tracebacks, so an error raised inside JAX or
     # Keras under jit would end in our adapter and read as a harness error
     # (spec/outcomes.py tells the two apart by the innermost frame).
