@@ -104,17 +104,23 @@ def _normalised(config):
     return config
 
 
-def extra_arguments():
+def extra_arguments(kind):
     """Arguments the layer configs do not vary, drawn where the version has them: the dropout
-    ``seed`` (conventions.toml dropout_seed_argument)."""
-    if not adapter.conventions()["dropout_seed_argument"]:
-        return st.just({})
-    return st.fixed_dictionaries({}, optional={"seed": st.integers(0, 2**16)})
+    ``seed`` (conventions.toml dropout_seed_argument) and LSTM's and GRU's ``use_cudnn``
+    (use_cudnn_argument; True or False, the values that differ from the default "auto")."""
+    conventions = adapter.conventions()
+    optional = {}
+    if conventions["dropout_seed_argument"]:
+        optional["seed"] = st.integers(0, 2**16)
+    if conventions["use_cudnn_argument"] and kind in ("lstm", "gru"):
+        optional["use_cudnn"] = st.booleans()
+    return st.fixed_dictionaries({}, optional=optional)
 
 
-@given(layer_configs(), extra_arguments())
-def test_config_keeps_every_argument(layer_config, extra):
+@given(layer_configs(), st.data())
+def test_config_keeps_every_argument(layer_config, data):
     """get_config carries every argument the user passed, and from_config rebuilds the same config."""
+    extra = data.draw(extra_arguments(layer_config.kind), label="extra arguments")
     layer = keras_layer(layer_config, 3, extra=extra)
     lost = _lost_arguments(layer_config, layer, extra)
     kind_class = adapter.LAYER_CLASSES[layer_config.kind]
