@@ -6,9 +6,9 @@ the ``ci`` example count, compiled path), once to trace or compile every entry, 
 with every call of ``rnnspec.spec.adapter.invoke`` -- where rnnspec hands over to Keras (the
 layer, the compiled graph or the jitted function, with its inputs converted) -- and of
 ``adapter.set_weights`` (torch's runner sets the weights eagerly; TF and JAX pass them into the
-graph) timed as "inside Keras". What is left (Hypothesis, drawing the data, the float64 formulas, the comparison, the
-report) is the harness. Printed per example, in ms; this bounds the examples/s any harness
-change can reach against the bench's bare Keras call.
+graph) timed as "inside Keras". What is left (Hypothesis, drawing the data, the float64
+formulas, the comparison, the report) is the harness. Printed per example, in ms; this bounds
+the examples/s any harness change can reach against the bench's bare Keras call.
 """
 
 import math
