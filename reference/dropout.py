@@ -24,6 +24,17 @@ for one mask shared by all gates), or None for no dropout.
 
 Which masks Keras draws, and whether they are per gate, is a version
 convention (``spec/data/conventions.toml``), not part of these formulas.
+
+Some switches serve divergence models (``spec/data/divergences.toml``), never
+the formulas: ``gru_carries_dropped_state=True`` makes GRU's ``z * h`` carry
+the dropped state of the update gate's block (``hs[0]``) instead of ``h``; an
+input keep mask of shape ``(batch, timesteps, features)`` applies its slice
+``[:, t]`` at input step ``t`` (a new mask at every step) instead of one mask
+for the whole sequence; ``masks_in_place=True`` reproduces masks multiplied
+into the tensors in place (``x *= mask``) by a loop that computes the first
+step once more before it starts: the first processed input is dropped twice
+(``twice_first``), and each returned output but the last is the tensor the
+next step drops as its state.
 """
 
 import numpy as np
@@ -42,10 +53,11 @@ def _scaled(v, keep, rate, n):
     return [v * np.asarray(k, np.float64) / (1.0 - rate) for k in keep]
 
 
-def dropout_step(spec, x, states, kernel, recurrent_kernel, bias, xs, hs):
+def dropout_step(spec, x, states, kernel, recurrent_kernel, bias, xs, hs, *, gru_carries_dropped_state=False):
     """One step, with ``xs[g]`` / ``hs[g]``: the (dropped) input and state gate block g's
     linear transformation reads. With ``xs = [x] * n`` and ``hs = [h] * n`` this is the step of
-    ``rnnspec.reference.cells``."""
+    ``rnnspec.reference.cells``. ``gru_carries_dropped_state``: the divergence model's switch
+    (module docstring)."""
     _check_bias(spec, bias)
     n = GATES[spec.kind]
     W, U = _split(kernel, n), _split(recurrent_kernel, n)
@@ -73,13 +85,15 @@ def dropout_step(spec, x, states, kernel, recurrent_kernel, bias, xs, hs):
         z = spec.sigma(xs[0] @ W[0] + hs[0] @ U[0] + b[0])
         r = spec.sigma(xs[1] @ W[1] + hs[1] @ U[1] + b[1])
         h_tilde = spec.g(xs[2] @ W[2] + (r * hs[2]) @ U[2] + b[2])
-    h_new = z * h + (1.0 - z) * h_tilde
+    carried = hs[0] if gru_carries_dropped_state else h
+    h_new = z * carried + (1.0 - z) * h_tilde
     return h_new, (h_new,)
 
 
 def run_layer_with_dropout(spec, x, kernel, recurrent_kernel, bias=None, *, input_keep=None, dropout=0.0,
                            recurrent_keep=None, recurrent_dropout=0.0, initial_state=None,
-                           go_backwards=False):
+                           go_backwards=False, gru_carries_dropped_state=False, masks_in_place=False,
+                           twice_first=True):
     """:func:`rnnspec.reference.layer.run_layer` in training with the given keep masks (no Keras mask):
     the same masks at every step, kept units scaled by 1/(1 - rate)."""
     x = np.asarray(x, np.float64)
@@ -89,10 +103,16 @@ def run_layer_with_dropout(spec, x, kernel, recurrent_kernel, bias=None, *, inpu
         else _zero_state(spec, batch)
     order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
     outputs = []
-    for t in order:
-        xs = _scaled(x[:, t], input_keep, dropout, n)
+    for i, t in enumerate(order):
+        keep_t = None if input_keep is None else [np.asarray(k)[:, t] if np.ndim(k) == 3 else k for k in input_keep]
+        xs = _scaled(x[:, t], keep_t, dropout, n)
+        if masks_in_place and twice_first and i == 0:
+            xs = _scaled(xs[0], keep_t, dropout, n)
         hs = _scaled(states[0], recurrent_keep, recurrent_dropout, n)
-        y, states = dropout_step(spec, x[:, t], states, kernel, recurrent_kernel, bias, xs, hs)
+        if masks_in_place and recurrent_keep is not None and outputs:
+            outputs[-1] = hs[0]
+        y, states = dropout_step(spec, x[:, t], states, kernel, recurrent_kernel, bias, xs, hs,
+                                 gru_carries_dropped_state=gru_carries_dropped_state)
         outputs.append(y)
     sequence = np.stack(outputs, axis=1) if outputs else np.zeros((batch, 0, spec.units))
     last = outputs[-1] if outputs else np.zeros((batch, spec.units))

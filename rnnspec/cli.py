@@ -178,10 +178,12 @@ def guide(reports, output, exclude):
               help="the baseline report(s): a file, a directory of reports or a glob (repeatable)")
 @click.argument("current", nargs=-1, required=True)
 def gate(baseline, current):
-    """Fail (exit 1) on a new failure or a new divergence in CURRENT against the baseline.
+    """Fail (exit 1) on a new failure or a new divergence in CURRENT against the baseline,
+    on a stale CURRENT column (run by another spec) and on a hollow pass.
 
     Reports are paired by environment name. Fixed claims and divergences are
-    listed; they do not fail the gate.
+    listed; they do not fail the gate. Never-gating columns (nightly-*, sweep-*)
+    are reported only.
     """
     from rnnspec.tools import upgrade
     empty = [b for b in baseline if os.path.isdir(b) and not any(n.endswith(".json") for n in os.listdir(b))]

@@ -33,7 +33,8 @@ from markupsafe import Markup
 from rnnspec.spec import versions
 from rnnspec.spec.outcomes import GATE_FAILING
 from rnnspec.tools import findings as _findings
-from rnnspec.tools.report import cell, claims_of, env_sort_key
+from rnnspec.spec.columns import CLASSES, column_class, spec_hash as _spec_hash
+from rnnspec.tools.report import cell, claims_of, column_status, env_sort_key
 from rnnspec.tools.repro import divergence_snippet
 from rnnspec.tools.upgrade import CONVENTION_MEANINGS, CONVENTIONS, divergences_hit, env_label
 
@@ -54,7 +55,8 @@ FORMULAS = {
 #: outcome -> (short label in a grid cell, CSS class)
 SHORT = {
     "passed": ("pass", "passed"), "diverged": ("div", "diverged"), "refused": ("ref", "refused"),
-    "unsupported": ("n/s", "unsupported"), "skipped": ("skip", "skipped"), "fixed": ("FIXED", "failing"),
+    "unsupported": ("n/s", "unsupported"), "skipped": ("skip", "skipped"), "harness-gap": ("gap", "skipped"),
+    "fixed": ("FIXED", "failing"),
     "failed": ("FAIL", "failing"), "crashed": ("CRASH", "failing"), "harness-error": ("H.ERR", "failing"),
 }
 
@@ -165,9 +167,10 @@ def formulas(slug):
 # --------------------------------------------------------------------------- the site
 
 def _env_columns(reports):
-    reports = sorted(reports, key=env_sort_key)
+    reports = sorted(reports, key=lambda r: (CLASSES.index(column_class(r["environment"].get("env_name"))),
+                                             env_sort_key(r)))
     cols = []
-    for r in reports:
+    for r, (klass, spec_hash, status) in zip(reports, column_status(reports)):
         env = r["environment"]
         keras = env.get("keras", "?")
         pkg = " tf-keras" if env.get("keras_package") == "tf_keras" else ""
@@ -176,6 +179,8 @@ def _env_columns(reports):
                      "label": env_label(env), "tensorflow": env.get("tensorflow") or "—",
                      "devices": ", ".join(env.get("devices") or []), "profile": r.get("profile", "?"),
                      "python": env.get("python", "?"), "source": Path(r["_source"]).name,
+                     "klass": klass, "spec_hash": spec_hash or "none", "status": status,
+                     "stale": status in ("stale", "unknown"),
                      "claims": claims_of(r), "report": r})
     return cols
 
@@ -281,7 +286,8 @@ def build(reports):
 
     ctx = {"cols": cols, "chapters": chaps, "findings": finds, "conventions": conv_rows,
            "undocumented": undocumented,
-           "failing_total": sum(ch["failing"] for ch in chaps)}
+           "failing_total": sum(ch["failing"] for ch in chaps),
+           "spec_hash": _spec_hash(), "stale_total": sum(c["stale"] for c in cols)}
     pages = {"index.html": env.get_template("index.html").render(page="index", **ctx),
              "findings.html": env.get_template("findings.html").render(page="findings", **ctx),
              "conventions.html": env.get_template("conventions.html").render(page="conventions", **ctx)}

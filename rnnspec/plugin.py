@@ -100,7 +100,8 @@ def pytest_report_header(config):
         f"rnnspec: devices {env['devices']}, tf32 {env['tf32']}",
         f"rnnspec: hypothesis profile {profile!r} (max_examples={cur.max_examples}, "
         f"derandomize={cur.derandomize}); report -> {report.report_path(config)}",
-        f"rnnspec: graph-shape pool seed {os.environ.get('RNNSPEC_POOL_SEED', '0')} (RNNSPEC_POOL_SEED)",
+        f"rnnspec: graph-shape pool seed {os.environ.get('RNNSPEC_POOL_SEED', '0')} (RNNSPEC_POOL_SEED); "
+        f"spec hash {env['spec_hash']} (spec/ + reference/)",
     ]
 
 

@@ -171,11 +171,18 @@ def stateful_call_from_stored_states(case):
 
 
 def stateful_reset(case):
-    # the reset claim passes the stateful case whose layer it resets
+    # the reset claims (spec/test_stateful.py, and spec/test_cells.py's stateful RNN(cell)) pass the
+    # stateful case whose layer they reset
     return case.stateful_batch is not None
 
 
-PREDICATES = {f.__name__: f for f in [stateful_reset, bidirectional_over_a_go_backwards_layer,
+def masked_scan(case):
+    # the loop run by lax.scan (unroll=False) with a mask; the entry's claims restrict it to stacked
+    # cells (spec/test_cells.py passes the top cell's case, whose flags are the wrapper's)
+    return case.mask is not None and not case.config.unroll
+
+
+PREDICATES = {f.__name__: f for f in [stateful_reset, masked_scan, bidirectional_over_a_go_backwards_layer,
                                       stateful_bidirectional_returning_state, stateful_call_from_stored_states,
                                       stateful_call_given_initial_state_over_stored_states,
                                       unrolled_backwards_zero_output_for_mask,
@@ -212,6 +219,15 @@ def argument_divergence(cls_name, arg, claim=None):
                 and any(fnmatch.fnmatch(claim, p) for p in entry["claims"]):
             return entry
     return None
+
+
+def listed(divergence_id):
+    """The entry ``divergence_id`` of ``divergences.toml`` when it applies to the installed Keras,
+    else None: for the entries that no predicate selects (their claim finds them by id)."""
+    if os.environ.get("RNNSPEC_IGNORE_KNOWN_DIVERGENCES") == "1":
+        return None
+    entry = next(d for d in load_divergences() if d["id"] == divergence_id)
+    return entry if divergence_applies(entry, environment()) else None
 
 
 def divergence_for(case, claim=None):

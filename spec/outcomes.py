@@ -14,6 +14,9 @@ refused           Keras raised the exception it documents or raises on purpose
                   (``spec/data/refusals.toml``: class, message, explicit raise)
 unsupported       the feature does not exist in this version (stated as data)
 skipped           the claim cannot fail where it runs (its reason says why)
+harness-gap       the feature exists, but rnnspec cannot observe it here (a limit of
+                  ours, listed with its reason; e.g. Keras 2's dropout masks drawn
+                  inside a compiled tf.while_loop)
 failed            a value differs from the formulas and from every listed
                   model, or Keras accepted what it must refuse: a new finding
 crashed           Keras raised otherwise (an unlisted exception from inside
@@ -23,7 +26,12 @@ fixed             an example inside a listed divergence equals the formulas
 harness-error     the suite itself failed: a defect of rnnspec, never of Keras
 ================  ==============================================================
 
-The last four fail the gate. How "crashed" is told from "harness error":
+The last four fail the gate. A claim is ``passed`` only where at least one of its
+examples was compared with the formulas: a claim whose examples were all
+``unsupported`` ends ``unsupported``, one whose examples hit a harness gap ends
+``harness-gap`` (never a hollow pass; ``rnnspec gate`` fails on a report that has one).
+
+How "crashed" is told from "harness error":
 the adapter marks the calls that are the subject of a claim -- building a
 layer, setting its weights, calling it (``rnnspec.spec.adapter.subject``). An
 exception that escapes one of those from inside a library (its innermost
@@ -44,7 +52,7 @@ import importlib.util
 from pathlib import Path
 
 #: every outcome, best first; a claim takes the worst outcome among its examples
-OUTCOMES = ("passed", "refused", "diverged", "unsupported", "skipped",
+OUTCOMES = ("passed", "refused", "diverged", "unsupported", "skipped", "harness-gap",
             "fixed", "failed", "crashed", "harness-error")
 #: outcomes that fail the gate
 GATE_FAILING = frozenset({"fixed", "failed", "crashed", "harness-error"})
@@ -136,7 +144,7 @@ class ExampleLog:
         """``(outcome, detail)`` of the example, or ``(None, None)`` if nothing was asserted."""
         if not self.kinds:
             return None, None
-        for kind in ("diverged", "refused", "unsupported", "passed"):
+        for kind in ("diverged", "refused", "unsupported", "harness-gap", "passed"):
             for k, detail in self.kinds:
                 if k == kind:
                     return k, detail
@@ -183,5 +191,38 @@ def refused(detail):
 
 
 def unsupported(reason):
-    """The example exercises a feature this version does not have (stated as data)."""
+    """The example exercises a feature this version does not have (stated as data, with the
+    evidence: the signature, the docstring or a refusal)."""
     _record("unsupported", reason)
+
+
+def harness_gap(reason):
+    """The feature exists in this version, but rnnspec cannot observe it on this path
+    (a limit of ours, not of Keras); ``reason`` says why."""
+    _record("harness-gap", reason)
+
+
+def claim_outcome(examples):
+    """The outcome of a claim that ran to the end without an error, from its examples
+    (``{"formulas", "models", "refused", "unsupported", "harness_gap", ...}``): ``passed``
+    only where some example was compared with the formulas; never a hollow pass."""
+    if examples.get("models"):
+        return "diverged"
+    if examples.get("formulas"):
+        return "passed"
+    if examples.get("refused"):
+        return "refused"
+    if examples.get("harness_gap"):
+        return "harness-gap"
+    if examples.get("unsupported"):
+        return "unsupported"
+    return "skipped"
+
+
+def hollow(outcome, examples):
+    """Whether a claim says ``passed`` although none of its drawn examples was asserted
+    against the formulas, a divergence model or a refusal rule (a report written before
+    :func:`claim_outcome`, or edited by hand)."""
+    asserted = int(examples.get("formulas") or 0) + int(examples.get("refused") or 0) \
+        + sum((examples.get("models") or {}).values())
+    return outcome == "passed" and int(examples.get("drawn") or 0) > 0 and asserted == 0

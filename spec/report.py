@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnspec.spec import outcomes, versions
+from rnnspec.spec import columns, outcomes, versions
 
 SCHEMA = 2
 DATA = Path(__file__).parent / "data"
@@ -88,6 +88,9 @@ def environment():
         "tf32": tf32_setting(adapter.BACKEND),
         "platform": platform.platform(),
         "commit": _commit(),
+        # what decides the outcomes (spec/, reference/, their data): a column whose hash
+        # differs from the spec's is stale (rnnspec.spec.columns)
+        "spec_hash": columns.spec_hash(),
         "env_name": os.environ.get("RNNSPEC_ENV") or os.environ.get("TOX_ENV_NAME") or "local",
     }
 
@@ -211,8 +214,9 @@ class _Examples:
 
     def __init__(self):
         self.drawn = 0
-        self.counts = Counter()       # passed / refused / unsupported / unasserted
+        self.counts = Counter()       # passed / refused / unsupported / harness-gap / unasserted
         self.models = Counter()       # divergence id -> examples asserted against its model
+        self.reasons = {}             # unsupported / harness-gap -> the reasons recorded, in order
 
     def close(self, log):
         self.drawn += 1
@@ -223,11 +227,15 @@ class _Examples:
             self.models[detail] += 1
         else:
             self.counts[outcome] += 1
+            if outcome in ("unsupported", "harness-gap") and detail:
+                seen = self.reasons.setdefault(outcome, [])
+                if detail not in seen:
+                    seen.append(detail)
 
     def as_dict(self):
         return {"drawn": self.drawn, "formulas": self.counts["passed"], "models": dict(self.models),
                 "refused": self.counts["refused"], "unsupported": self.counts["unsupported"],
-                "unasserted": self.counts["unasserted"]}
+                "harness_gap": self.counts["harness-gap"], "unasserted": self.counts["unasserted"]}
 
 
 def _counting(inner, tally):
@@ -281,6 +289,7 @@ def pytest_runtest_call(item):
     if _state["inventory"] is not None:
         item.user_properties.append(("inventory", _state["inventory"]))
     item.user_properties.append(("examples", tally.as_dict()))
+    item.user_properties.append(("example_reasons", tally.reasons))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -317,9 +326,11 @@ def pytest_runtest_logreport(report):
         outcome = props.get("outcome") or ("harness-error" if rep.when == "setup" else "failed")
         reason = _first_line(rep)
     else:
-        ex = props.get("examples") or {}
-        outcome = "diverged" if ex.get("models") else "refused" if ex.get("refused") and not ex.get("formulas") \
-            else "passed"
+        # passed only where an example was compared with the formulas (no hollow pass)
+        outcome = outcomes.claim_outcome(props.get("examples") or {})
+        reasons = (props.get("example_reasons") or {}).get(outcome) or []
+        reason = "; ".join(reasons) if reasons else \
+            "no example was drawn" if outcome == "skipped" else ""
     _RESULTS[props.get("nodeid", rep.nodeid)] = {
         "title": props.get("title", rep.nodeid),
         "outcome": outcome,
@@ -367,8 +378,12 @@ def _first_line(rep):
 
 # --------------------------------------------------------------------------- aggregation
 
+#: the example counts of a claim (besides ``models``, per divergence id)
+EXAMPLE_COUNTS = ("drawn", "formulas", "refused", "unsupported", "harness_gap", "unasserted")
+
+
 def _add_examples(total, ex):
-    for k in ("drawn", "formulas", "refused", "unsupported", "unasserted"):
+    for k in EXAMPLE_COUNTS:
         total[k] = total.get(k, 0) + int(ex.get(k, 0) or 0)
     models = total.setdefault("models", {})
     for div_id, n in (ex.get("models") or {}).items():
@@ -382,6 +397,7 @@ def variant_of(nodeid):
 
 
 def _asserted(ex):
+    """Examples that ended in an outcome for this entry (the pool counts an entry as run)."""
     return sum(int(ex.get(k, 0) or 0) for k in ("formulas", "refused", "unsupported")) \
         + sum((ex.get("models") or {}).values())
 
@@ -549,7 +565,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line("claims: " + ", ".join(f"{by[o]} {o}" for o in outcomes.OUTCOMES if by.get(o)))
         tr.write_line(f"examples: {t['drawn']} drawn; {t['formulas']} asserted against the formulas, "
                       f"{sum(t['models'].values())} against divergence models, {t['refused']} refused as "
-                      f"documented, {t['unsupported']} unsupported; {t['unasserted']} not asserted")
+                      f"documented, {t['unsupported']} unsupported, {t['harness_gap']} in a harness gap; "
+                      f"{t['unasserted']} not asserted")
+        gaps = [(k, c) for k, c in claims.items() if c["outcome"] == "harness-gap"]
+        for k, c in gaps:
+            tr.write_line(f"  harness gap: {k}: {(c['reasons'] or [''])[0][:200]}")
         for key, p in sorted((state.get("pools") or {}).items()):
             tr.write_line(f"pool {p['pool']}: {p['run']}/{p['entries']} entries run, pairs "
                           f"{p['pairs'][0]}/{p['pairs'][1]}, triples {p['triples'][0]}/{p['triples'][1]} "

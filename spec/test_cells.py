@@ -145,11 +145,16 @@ def test_rnn_with_builtin_cell_matches_layer_formulas(kind, data):
         return adapter.build(layer, case.batch if stateful else None, case.features)
     key = ("builtin", c, case.features, tuple(sorted(dropout.items())), stateful, case.batch if stateful else None)
     layer = _layer(key, build)
+    if stateful:
+        # reset_state() itself may be a listed crash (divergences.toml: jax-reset-state-numpy2-crash),
+        # judged on the stateful layer alone, as spec/test_stateful.py does (no mask, no initial state)
+        entry = divergence_for(Case(c, case.features, case.weights, case.x, stateful_batch=case.batch))
+        if call_unless_listed_crash(entry, lambda: adapter.reset_states(layer) or True,
+                                    what="reset_state()") is None:
+            return
 
     def run():
         adapter.set_weights(layer, case.weights)
-        if stateful:
-            adapter.reset_states(layer)
         return adapter.call(layer, case.x, mask=case.mask, initial_state=case.initial_state,
                             training=mode["training"])
     assert_conforms(replace(case, training=mode["training"]), run,

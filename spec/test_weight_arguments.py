@@ -58,7 +58,7 @@ from rnnspec.spec.assertions import tolerance
 from rnnspec.spec.cases import Case, LayerConfig, random_weights, reference_outputs
 from rnnspec.spec.divergence_models import unit_forget_bias_keeps_bias_initializer
 from rnnspec.spec.profiles import scaled_examples
-from rnnspec.spec.report import divergence_applies, environment, load_divergences
+from rnnspec.spec.divergences import listed
 from rnnspec.spec.runners import _cached
 from rnnspec.spec.strategies import KINDS, SEEDS
 
@@ -71,10 +71,7 @@ UNIT_FORGET_BIAS_FINDING = "lstm-unit-forget-bias-keeps-bias-initializer"
 SIMPLE_RNN_ACTIVITY_FINDING = "keras3-simple-rnn-drops-activity-regularizer"
 
 
-def _finding(finding_id):
-    """The divergence entry ``finding_id`` when it applies here, else None."""
-    entry = next(d for d in load_divergences() if d["id"] == finding_id)
-    return entry if divergence_applies(entry, environment()) else None
+_finding = listed
 
 
 VIAS = ("layer", "cell")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnnspec import cli
+from rnnspec.spec.columns import spec_hash
 from rnnspec.spec.outcomes import SPEC_ROOT
 
 REPORTS = SPEC_ROOT / "docs" / "conformance" / "reports"
@@ -25,7 +26,10 @@ def invoke(*args, **kwargs):
 
 
 def _copy(tmp_path, src, name, edit=None):
+    """A copy of a committed report at this rnnspec's spec hash (the gate tests test the gate,
+    not the matrix's freshness: tests/test_columns.py does), edited by ``edit``."""
     data = json.loads(src.read_text())
+    data["environment"]["spec_hash"] = spec_hash()
     if edit:
         edit(data)
     path = tmp_path / name
@@ -91,10 +95,40 @@ def test_unknown_repro_id_is_exit_2():
 
 # --------------------------------------------------------------------------- the gate
 
-def test_gate_passes_on_the_baseline():
-    r = invoke("gate", "--baseline", K3, K3)
+def test_gate_passes_on_the_baseline(tmp_path):
+    r = invoke("gate", "--baseline", K3, _copy(tmp_path, K3, "k3-tf221.json"))
     assert r.exit_code == 0, r.output
-    assert "rnnspec gate PASSED: 0 new failure(s), 0 new divergence(s), 0 fixed." in r.output
+    assert ("rnnspec gate PASSED: 0 new failure(s), 0 new divergence(s), 0 stale column(s), "
+            "0 hollow pass(es), 0 fixed.") in r.output
+
+
+def test_gate_fails_on_a_stale_column(tmp_path):
+    """A column run by another spec (its spec hash is not this rnnspec's) fails, whatever the baseline."""
+    cur = _copy(tmp_path, K3, "k3-tf221.json", lambda d: d["environment"].update(spec_hash="0123456789ab"))
+    r = invoke("gate", "--baseline", K3, cur)
+    assert r.exit_code == 1, r.output
+    assert "STALE          spec hash 0123456789ab" in r.output and "1 stale column(s)" in r.output
+    nightly = _copy(tmp_path, K3, "nightly-torch.json", lambda d: d["environment"].update(
+        spec_hash="0123456789ab", env_name="nightly-torch"))
+    r = invoke("gate", "--baseline", K3, nightly)
+    assert r.exit_code == 0 and "never gating" in r.output, r.output
+
+
+def _hollow(data):
+    c = data["claims"][CLAIM]
+    c["outcome"] = "passed"
+    n = c["examples"]["drawn"]
+    c["examples"].update(formulas=0, refused=0, models={}, unsupported=n)
+
+
+def test_gate_fails_on_a_hollow_pass(tmp_path):
+    """A claim that says passed with none of its drawn examples asserted fails, even if the
+    baseline has it too."""
+    base = _copy(tmp_path, K3, "base.json", _hollow)
+    cur = _copy(tmp_path, K3, "k3-tf221.json", _hollow)
+    r = invoke("gate", "--baseline", base, cur)
+    assert r.exit_code == 1, r.output
+    assert f"HOLLOW PASS    {CLAIM}" in r.output and "1 hollow pass(es)" in r.output
 
 
 def test_gate_fails_on_a_new_failure_and_says_how_to_reproduce(tmp_path):
@@ -104,7 +138,8 @@ def test_gate_fails_on_a_new_failure_and_says_how_to_reproduce(tmp_path):
     assert f"NEW FAILED" in r.output and CLAIM in r.output
     assert "17920" in r.output
     assert f"rnnspec repro '{CLAIM}' --report {cur}" in r.output
-    assert "rnnspec gate FAILED: 1 new failure(s), 0 new divergence(s), 0 fixed." in r.output
+    assert ("rnnspec gate FAILED: 1 new failure(s), 0 new divergence(s), 0 stale column(s), "
+            "0 hollow pass(es), 0 fixed.") in r.output
 
 
 def test_gate_fails_on_a_new_divergence(tmp_path):
@@ -116,7 +151,7 @@ def test_gate_fails_on_a_new_divergence(tmp_path):
 
 def test_gate_lists_fixed_ones_and_passes(tmp_path):
     base = _copy(tmp_path, K3, "base.json", _inject_failure)
-    r = invoke("gate", "--baseline", base, K3)
+    r = invoke("gate", "--baseline", base, _copy(tmp_path, K3, "k3-tf221.json"))
     assert r.exit_code == 0, r.output
     assert f"FIXED          {CLAIM}: failed → passed" in r.output
     assert "1 fixed" in r.output
@@ -128,7 +163,7 @@ def test_gate_pairs_directories_by_environment(tmp_path):
     for src in (K2, K3):
         shutil.copy(src, tmp_path / "base" / src.name)
     _copy(tmp_path / "cur", K3, "k3-tf221.json", _inject_failure)
-    shutil.copy(K2, tmp_path / "cur" / "k2-tf215.json")
+    _copy(tmp_path / "cur", K2, "k2-tf215.json")
     r = invoke("gate", "--baseline", tmp_path / "base", tmp_path / "cur")
     assert r.exit_code == 1
     assert "[ok  ] k2-tf215" in r.output and "[FAIL] k3-tf221" in r.output
@@ -247,7 +282,7 @@ def test_gate_notes_reports_of_two_rnnspec_versions(tmp_path):
 
 def test_gate_with_an_empty_baseline_folder_gates_every_environment_as_new(tmp_path):
     (tmp_path / "baseline").mkdir()
-    r = invoke("gate", "--baseline", tmp_path / "baseline", K3)
+    r = invoke("gate", "--baseline", tmp_path / "baseline", _copy(tmp_path, K3, "k3-tf221.json"))
     assert r.exit_code == 0, r.output
     assert "holds no report yet" in r.output and "(no baseline for this environment: a new one)" in r.output
     cur = _copy(tmp_path, K3, "k3-tf221.json", _inject_failure)

@@ -313,3 +313,32 @@ def test_reproducer_keras2_stateful_initial_state_ignored():
     np.testing.assert_allclose(expected, [[math.tanh(0.8 + 0.5 * 0.25)]], atol=1e-12)
     (modelled,) = _model_for("keras2-stateful-initial-state-ignored")(case, "keras2")
     np.testing.assert_allclose(modelled, [[math.tanh(0.8 + 0.5 * math.tanh(0.6))]], atol=1e-12)
+
+
+# --------------------------------------------------------------------------- the dropout models' switches
+
+def test_the_dropout_model_switches_are_the_formulas_where_nothing_is_dropped():
+    """reference/dropout.py's divergence switches (a per-step input mask, the GRU carrying the dropped
+    state, masks applied in place) change nothing where every unit is kept at rate 0, and a
+    per-step mask that is the same at every step is the one mask of the formulas."""
+    import numpy as np
+    from rnnspec.reference.dropout import run_layer_with_dropout
+    from rnnspec.spec.cases import LayerConfig, random_weights
+    rng = np.random.default_rng(3)
+    for kind in ("simple_rnn", "gru", "lstm"):
+        cfg = LayerConfig(kind=kind, units=3)
+        w = random_weights(cfg, 4, rng)
+        x = rng.standard_normal((2, 5, 4))
+        n = {"simple_rnn": 1, "lstm": 4, "gru": 3}[kind]
+        spec = cfg.cell_spec("keras3")
+        ones = [np.ones((2, 4), bool)] * n
+        base = run_layer_with_dropout(spec, x, *w, input_keep=ones, recurrent_keep=[np.ones((2, 3), bool)] * n)
+        switched = run_layer_with_dropout(spec, x, *w, input_keep=[np.ones((2, 5, 4), bool)] * n,
+                                          recurrent_keep=[np.ones((2, 3), bool)] * n,
+                                          gru_carries_dropped_state=True, masks_in_place=True)
+        np.testing.assert_array_equal(base.sequence, switched.sequence)
+        keep = [rng.random((2, 4)) > 0.5] * n
+        one = run_layer_with_dropout(spec, x, *w, input_keep=keep, dropout=0.5)
+        per_step = run_layer_with_dropout(spec, x, *w, input_keep=[np.repeat(k[:, None], 5, 1) for k in keep],
+                                          dropout=0.5)
+        np.testing.assert_allclose(one.sequence, per_step.sequence, rtol=0, atol=1e-15)

@@ -34,7 +34,7 @@ def _res(nodeid, outcome="passed", formulas=40, reason="", models=None, title=No
          pool=None, unasserted=0):
     ex = {"drawn": formulas + sum((models or {}).values()) + unasserted, "formulas": formulas,
           "models": models or {}, "refused": 0, "unsupported": 0, "unasserted": unasserted}
-    if outcome in ("skipped", "unsupported"):
+    if outcome in ("skipped", "unsupported", "harness-gap"):
         ex = {}
     return nodeid, {"title": title or f"Title of {nodeid.split('::')[-1].split('[')[0]}", "outcome": outcome,
                     "reason": reason, "examples": ex, "observed": observed or {}, "pool": pool,
@@ -121,13 +121,25 @@ def test_pool_entries_fold_into_one_stable_claim_key():
 
 def test_cells(k3):
     cs = rt.claims_of(k3)
-    assert rt.cell(cs["spec/test_eq.py::test_layer"]) == "diverged · 30 f + 4 m"
-    assert rt.cell(cs["spec/test_gru.py::test_bias"]) == "pass · 22 f"
-    assert rt.cell(cs["spec/test_eq.py::test_bidi"]) == "**FAILED** · 7 f"
+    assert rt.cell(cs["spec/test_eq.py::test_layer"]) == "diverged · 30 f + 4 m · 34/34 asserted"
+    assert rt.cell(cs["spec/test_gru.py::test_bias"]) == "pass · 22 f · 22/22 asserted"
+    assert rt.cell(cs["spec/test_eq.py::test_bidi"]) == "**FAILED** · 7 f · 7/7 asserted"
     assert rt.cell(cs["spec/test_gpu.py::test_tf32"]) == "skip: needs a GPU"
     assert rt.cell(None) == "—"
     blind = _report(_env("e"), _res("spec/t.py::test_b", formulas=3, unasserted=2, outcome="harness-error"))
-    assert rt.cell(rt.claims_of(blind)["spec/t.py::test_b"]) == "**HARNESS ERROR** · 3 f · **2 unasserted**"
+    assert rt.cell(rt.claims_of(blind)["spec/t.py::test_b"]) == "**HARNESS ERROR** · 3 f · 3/5 asserted · **2 unasserted**"
+
+
+def test_a_hollow_pass_and_a_harness_gap_show_in_their_cells():
+    r = _report(_env("e"), ("spec/t.py::test_h", {"title": "t", "outcome": "passed", "reason": "", "observed": {},
+                                                   "pool": None, "duration_s": 0.1,
+                                                   "examples": {"drawn": 4, "formulas": 0, "models": {}, "refused": 0,
+                                                                "unsupported": 4, "unasserted": 0}}),
+                _res("spec/t.py::test_g", outcome="harness-gap", reason="masks drawn inside the loop"))
+    cs = rt.claims_of(r)
+    assert rt.cell(cs["spec/t.py::test_h"]) == "pass · 0/4 asserted · **HOLLOW PASS**"
+    assert rt.cell(cs["spec/t.py::test_g"]) == "**harness gap**: masks drawn inside the loop"
+    assert rt.hollow_passes(r) == ["spec/t.py::test_h"]
 
 
 # --------------------------------------------------------------------------- merge
@@ -140,11 +152,13 @@ def test_merge_matrix(k3, k2):
     assert "TF 2.15.1 · Keras 2.15.0" in header and "tensorflow · cpu" in header
     # rows: title and claim id; a cell per environment
     assert _row(md, "spec/test_eq.py::test_layer") == [
-        "Title of test_layer<br>`spec/test_eq.py::test_layer`", "pass · 30 f", "diverged · 30 f + 4 m"]
-    assert _row(md, "spec/test_eq.py::test_bidi")[1:] == ["pass · 31 f", "**FAILED** · 7 f"]
-    assert _row(md, "spec/test_gru.py::test_bias")[1:] == ["diverged · 5 f + 3 m", "pass · 22 f"]
+        "Title of test_layer<br>`spec/test_eq.py::test_layer`", "pass · 30 f · 30/30 asserted",
+        "diverged · 30 f + 4 m · 34/34 asserted"]
+    assert _row(md, "spec/test_eq.py::test_bidi")[1:] == ["pass · 31 f · 31/31 asserted", "**FAILED** · 7 f · 7/7 asserted"]
+    assert _row(md, "spec/test_gru.py::test_bias")[1:] == ["diverged · 5 f + 3 m · 8/8 asserted",
+                                                          "pass · 22 f · 22/22 asserted"]
     assert _row(md, "spec/test_gpu.py::test_tf32")[1:] == ["—", "skip: needs a GPU"]
-    assert _row(md, "spec/test_old.py::test_gone")[1:] == ["pass · 5 f", "—"]
+    assert _row(md, "spec/test_old.py::test_gone")[1:] == ["pass · 5 f · 5/5 asserted", "—"]
     # spec claims before the suite's own tests
     assert md.index("spec/test_old.py::test_gone") < md.index("tests/test_reference_hand.py")
 
@@ -154,7 +168,8 @@ def test_merge_failures_environment_and_divergences(k3, k2):
     assert ("- **k3-tf221** `spec/test_eq.py::test_bidi` (failed): "
             "`AssertionError: output[0, 1]=0, but should be -0.08`") in md
     env_section = md.split("## Environments")[1].split("##")[0]
-    assert "| k3-tf221 | 3.11.7 | 2.21.0 | 3.15.1 | keras | tensorflow | cpu | n/a (no GPU) | abc1234 | ci | 12.5 s |" in env_section
+    assert ("| k3-tf221 | supported | none (unknown) | 3.11.7 | 2.21.0 | 3.15.1 | keras | tensorflow | cpu "
+            "| n/a (no GPU) | abc1234 | ci | 12.5 s |") in env_section
     div = md.split("## Known divergences")[1]
     # counts per env; n/a where the entry's `when` excludes the env
     assert "| `zero-mask` | 0 | 4 ex |" in div
@@ -184,10 +199,11 @@ def test_diff_flags_regressions(k2, k3):
     text, regressions = rt.diff(k2, k3)
     # a new failure, and a claim that passed and now diverges
     assert regressions == ["spec/test_eq.py::test_bidi", "spec/test_eq.py::test_layer"]
-    assert "| `spec/test_eq.py::test_bidi` | pass · 31 f | **FAILED** · 7 f | **regression** |" in text
+    assert ("| `spec/test_eq.py::test_bidi` | pass · 31 f · 31/31 asserted | **FAILED** · 7 f · 7/7 asserted "
+            "| **regression** |") in text
     # diverged -> passed is a change, not a regression
     line = _row(text, "spec/test_gru.py::test_bias")
-    assert line[1:3] == ["diverged · 5 f + 3 m", "pass · 22 f"] and "regression" not in line[-1]
+    assert line[1:3] == ["diverged · 5 f + 3 m · 8/8 asserted", "pass · 22 f · 22/22 asserted"] and "regression" not in line[-1]
     assert "- `spec/test_gpu.py::test_tf32`: skip: needs a GPU" in text.split("## Added")[1]
     assert "- `spec/test_old.py::test_gone`: pass · 5 f" in text.split("## Removed")[1]
     assert "| keras | 2.15.0 | 3.15.1 |" in text and "| python |" not in text

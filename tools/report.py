@@ -40,8 +40,9 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from rnnspec.spec import columns as _columns
 from rnnspec.spec.versions import applies as _applies_to
-from rnnspec.spec.outcomes import GATE_FAILING
+from rnnspec.spec.outcomes import GATE_FAILING, hollow
 from rnnspec import spec as _spec_package
 
 #: the spec's data, wherever rnnspec.spec is installed from (spec/data in a checkout)
@@ -136,7 +137,7 @@ def load_divergence_entries(path=DIVERGENCES):
 
 # --------------------------------------------------------------------------- claims
 
-_EXAMPLE_KEYS = ("drawn", "formulas", "refused", "unsupported", "unasserted")
+_EXAMPLE_KEYS = ("drawn", "formulas", "refused", "unsupported", "harness_gap", "unasserted")
 
 
 def claims_of(report):
@@ -173,14 +174,26 @@ def _divergence_id(key):
     return key.removesuffix(" (raises)")
 
 
+def asserted(summary):
+    """Examples of a claim asserted against the formulas, a divergence model or a refusal rule."""
+    ex = summary["examples"]
+    return ex["formulas"] + ex["refused"] + sum(ex["models"].values())
+
+
+def is_hollow(summary):
+    """A claim that says ``passed`` with nothing asserted (:func:`rnnspec.spec.outcomes.hollow`)."""
+    return hollow(summary["outcome"], summary["examples"])
+
+
 def cell(summary):
     """The matrix cell for one claim in one environment (``None`` -> not run)."""
     if summary is None:
         return "—"
     outcome, ex = summary["outcome"], summary["examples"]
-    if outcome in ("skipped", "unsupported"):
-        label = "skip" if outcome == "skipped" else "unsupported"
-        return f"{label}: " + _md(_short_skip(summary["reasons"][0] if summary["reasons"] else ""))
+    if outcome in ("skipped", "unsupported", "harness-gap"):
+        label = {"skipped": "skip", "unsupported": "unsupported", "harness-gap": "**harness gap**"}[outcome]
+        text = f"{label}: " + _md(_short_skip(summary["reasons"][0] if summary["reasons"] else ""))
+        return text + (f" · 0/{ex['drawn']} asserted" if ex["drawn"] else "")
     modelled = sum(ex["models"].values())
     counts = []
     if ex["formulas"]:
@@ -193,6 +206,10 @@ def cell(summary):
         outcome, f"**{outcome.upper().replace('-', ' ')}**")
     if counts:
         text += " · " + " + ".join(counts)
+    if ex["drawn"]:
+        text += f" · {asserted(summary)}/{ex['drawn']} asserted"
+    if is_hollow(summary):
+        text += " · **HOLLOW PASS**"
     if ex["unasserted"]:
         text += f" · **{ex['unasserted']} unasserted**"
     pool = summary.get("pool")
@@ -254,11 +271,45 @@ def divergence_applies(entry, env):
 
 # --------------------------------------------------------------------------- merge
 
-def merge(reports, divergences=None, claim_prefixes=()):
-    """The Markdown matrix for ``reports`` (normalised dicts)."""
+def column_status(reports, reference_hash=None):
+    """Per report (in order): ``(class, spec hash or None, status)``; status is ``current``,
+    ``stale`` (a supported column whose hash differs from ``reference_hash``, default this
+    rnnspec's :func:`~rnnspec.spec.columns.spec_hash`), ``unknown`` (no hash recorded: stale
+    too), or for device and never-gating columns ``matches`` / ``differs``."""
+    reference_hash = reference_hash or _columns.spec_hash()
+    out = []
+    for r in reports:
+        env = r["environment"]
+        klass = _columns.column_class(env.get("env_name"))
+        h = env.get("spec_hash")
+        if klass == _columns.SUPPORTED:
+            status = "unknown" if not h else "current" if h == reference_hash else "stale"
+        else:
+            status = "matches" if h == reference_hash else "differs"
+        out.append((klass, h, status))
+    return out
+
+
+def stale_columns(reports, reference_hash=None):
+    """The env names of the supported columns among ``reports`` that are stale (or carry no hash)."""
+    return [r["environment"].get("env_name") for r, (_, _, status) in
+            zip(reports, column_status(reports, reference_hash)) if status in ("stale", "unknown")]
+
+
+def hollow_passes(report):
+    """The claims of ``report`` that say ``passed`` with nothing asserted."""
+    return [k for k, s in claims_of(report).items() if is_hollow(s)]
+
+
+def merge(reports, divergences=None, claim_prefixes=(), reference_hash=None, expect_supported=False):
+    """The Markdown matrix for ``reports`` (normalised dicts); ``expect_supported``: list the
+    supported columns (rnnspec.spec.columns) that have no report among them (the project's matrix)."""
     divergences = load_divergence_entries() if divergences is None else divergences
-    reports = sorted(reports, key=env_sort_key)
+    reference_hash = reference_hash or _columns.spec_hash()
+    reports = sorted(reports, key=lambda r: (_columns.CLASSES.index(
+        _columns.column_class(r["environment"].get("env_name"))), env_sort_key(r)))
     _unique_names(reports)
+    status = column_status(reports, reference_hash)
     envs = [r["environment"] for r in reports]
     per_env = [claims_of(r) for r in reports]
     claims = sorted({c for cs in per_env for c in cs
@@ -280,29 +331,42 @@ def merge(reports, divergences=None, claim_prefixes=()):
                "`r` refused as documented; `pool k/n` graph-shape pool entries run; "
                "**FAILED** / **CRASHED** / **FIXED** / **HARNESS ERROR** fail the gate; "
                "`skip: reason` a claim that cannot fail there; `unsupported: reason` a feature the "
-               "version lacks; `—` not run in that environment.")
+               "version lacks; **harness gap** a feature that exists but rnnspec cannot observe there; "
+               "`k/n asserted` of the examples drawn; **HOLLOW PASS** a claim that says passed with "
+               "nothing asserted (fails the gate); `—` not run in that environment.")
+    out.append("")
+    out.append(f"Columns (README \"Columns\"): **supported** columns gate and must all carry the spec hash "
+               f"of this rnnspec, `{reference_hash}` (a digest of `spec/` and `reference/`); one that "
+               f"carries another is **STALE** and fails the gate. **Device** (GPU) columns and "
+               f"**never-gating** ones (nightly, the release sweep) are listed apart with their hash.")
     out.append("")
 
     # summary
     out += ["## Summary", "",
-            "| Environment | Versions | Backend | Devices | Profile | Claims | pass | diverged | refused | gate-failing | skip/unsupported | Examples drawn | vs formulas | vs models | refused | unasserted | Pool entries run | Wall time |",
-            "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r, env, cs in zip(reports, envs, per_env):
+            "| Environment | Class | Spec hash | Versions | Backend | Devices | Profile | Claims | pass | diverged | refused | gate-failing | skip/unsupported | harness gap | Examples drawn | vs formulas | vs models | refused | unasserted | Pool entries run | Wall time |",
+            "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r, env, cs, (klass, h, stat) in zip(reports, envs, per_env, status):
         st = Counter(s["outcome"] for s in cs.values())
-        fails = sum(st[o] for o in GATE_FAILING)
+        fails = sum(st[o] for o in GATE_FAILING) + sum(is_hollow(x) for x in cs.values())
+        hash_cell = f"`{h or 'none'}`" + (" **STALE**" if stat in ("stale", "unknown") else "")
         ex = _sum_examples(cs.values())
         wall = r.get("wall_time_s")
         run, total = _pool_totals(cs.values())
         out.append(
-            f"| {_md(env['env_name'])} | {_md(versions(env))} | {_md(env.get('backend', '?'))} "
+            f"| {_md(env['env_name'])} | {klass} | {hash_cell} | {_md(versions(env))} | {_md(env.get('backend', '?'))} "
             f"| {_md(devices(env))} | {_md(r.get('profile', '?'))} | {len(cs)} | {st['passed']} "
             f"| {st['diverged']} | {st['refused']} | {'**' + str(fails) + '**' if fails else 0} "
-            f"| {st['skipped'] + st['unsupported']} | {ex['drawn']} | {ex['formulas']} "
+            f"| {st['skipped'] + st['unsupported']} | {st['harness-gap']} | {ex['drawn']} | {ex['formulas']} "
             f"| {sum(ex['models'].values())} | {ex['refused']} "
             f"| {'**' + str(ex['unasserted']) + '**' if ex['unasserted'] else 0} "
             f"| {f'{run}/{total}' if total else '—'} "
             f"| {'—' if wall is None else f'{wall:.0f} s'} |")
     out.append("")
+    present = {e.get("env_name") for e in envs}
+    missing = [n for n in _columns.supported_columns() if n not in present]
+    if expect_supported:
+        out += [f"**Supported columns without a report here: {', '.join(missing)}.**" if missing
+                else f"Every supported column is here ({len(_columns.supported_columns())}).", ""]
 
     # the matrix
     out += ["## Matrix", ""]
@@ -324,13 +388,41 @@ def merge(reports, divergences=None, claim_prefixes=()):
     # failures, verbatim first lines
     failing = [(env, c, cs[c]) for env, cs in zip(envs, per_env) for c in claims
                if c in cs and cs[c]["outcome"] in GATE_FAILING]
+    hollows = [(env, c) for env, cs in zip(envs, per_env) for c in claims if c in cs and is_hollow(cs[c])]
+    stale_cols = [(env, h, stat) for env, (klass, h, stat) in zip(envs, status) if stat in ("stale", "unknown")]
     out += ["## Gate failures", ""]
-    if not failing:
+    if not (failing or hollows or stale_cols):
         out += ["None.", ""]
+    for env, h, stat in stale_cols:
+        out.append(f"- **{_md(env['env_name'])}** is STALE: spec hash `{h or 'none recorded'}`, "
+                   f"not `{reference_hash}`: rerun it")
+    for env, c in hollows:
+        out.append(f"- **{_md(env['env_name'])}** `{c}`: HOLLOW PASS (passed with nothing asserted)")
     for env, c, s in failing:
         reason = s["reasons"][0] if s["reasons"] else "(no message recorded)"
         out.append(f"- **{_md(env['env_name'])}** `{c}` ({s['outcome']}): `{_md(reason)}`")
-    if failing:
+    if failing or hollows or stale_cols:
+        out.append("")
+
+    # harness gaps: features that exist where rnnspec cannot observe them
+    gaps = {}
+    for env, cs in zip(envs, per_env):
+        for c, s in cs.items():
+            if s["outcome"] == "harness-gap":
+                for reason in s["reasons"] or [""]:
+                    gaps.setdefault(reason, []).append((env["env_name"], c))
+    out += ["## Harness gaps", "",
+            "Claims whose feature exists in that Keras but whose examples rnnspec could not observe "
+            "(a limit of the suite, not of Keras; each with its reason). They do not fail the gate "
+            "and assert nothing: they are blind spots, listed so that they are closed.", ""]
+    if not gaps:
+        out += ["None.", ""]
+    for reason, where in sorted(gaps.items()):
+        envs_here = sorted({e for e, _ in where})
+        ids = sorted({n.split("::", 1)[-1] for _, n in where})
+        out.append(f"- {_md(reason)} — {len(where)} claim(s) in {', '.join(map(_md, envs_here))}: "
+                   + ", ".join(f"`{_md(i)}`" for i in ids))
+    if gaps:
         out.append("")
 
     # skipped and unsupported claims, with their reasons (e.g. the GPU cases on a CPU machine)
@@ -353,12 +445,12 @@ def merge(reports, divergences=None, claim_prefixes=()):
 
     # environments in full
     out += ["## Environments", "",
-            "| Environment | Python | TensorFlow | Keras | Keras package | Backend | Devices | TF32 | Commit | Profile | Wall time | Platform | Report |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r, env in zip(reports, envs):
+            "| Environment | Class | Spec hash | Python | TensorFlow | Keras | Keras package | Backend | Devices | TF32 | Commit | Profile | Wall time | Platform | Report |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r, env, (klass, h, stat) in zip(reports, envs, status):
         wall = r.get("wall_time_s")
         out.append("| " + " | ".join(_md(x) for x in (
-            env["env_name"], env.get("python", "?"), env.get("tensorflow") or "—",
+            env["env_name"], klass, f"{h or 'none'} ({stat})", env.get("python", "?"), env.get("tensorflow") or "—",
             env.get("keras", "?"), env.get("keras_package", "?"), env.get("backend", "?"),
             devices(env), env.get("tf32", "?"), env.get("commit", "?"), r.get("profile", "?"),
             "—" if wall is None else f"{wall:.1f} s", env.get("platform", "?"),
@@ -604,6 +696,8 @@ def main(argv=None):
     m.add_argument("--divergences", default=str(DIVERGENCES), help="the known-divergence list")
     m.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                    help="leave out matched files with this name pattern (repeatable), e.g. latest.json")
+    m.add_argument("--expect-supported", action="store_true",
+                   help="say which supported columns (spec/data/columns.toml) have no report (the project's matrix)")
     m.add_argument("--claims", action="append", default=[], metavar="PREFIX",
                    help="only claims whose id starts with PREFIX (repeatable), e.g. spec/")
     d = sub.add_parser("diff", help="what changed between two reports (exit 1 on a regression)")
@@ -619,7 +713,8 @@ def main(argv=None):
                 print(f"no reports match {' '.join(args.reports)}", file=sys.stderr)
                 return 2
             reports = [load_report(p) for p in paths]
-            text = merge(reports, load_divergence_entries(args.divergences), args.claims)
+            text = merge(reports, load_divergence_entries(args.divergences), args.claims,
+                         expect_supported=args.expect_supported)
             _write(text, args.output)
             return 0
         text, regressions = diff(load_report(args.old), load_report(args.new))

@@ -15,8 +15,11 @@ someone moving a model from the Keras of OLD to the Keras of NEW:
 
 ``rnnspec gate --baseline BASE CURRENT`` (:func:`gate`): a claim that fails the
 gate (:data:`rnnspec.spec.outcomes.GATE_FAILING`) in CURRENT and did not in
-BASE, or a divergence hit in CURRENT and not in BASE, fails it; the fixed
-ones (failing or divergent in BASE, no longer in CURRENT) are listed.
+BASE, or a divergence hit in CURRENT and not in BASE, fails it; so does, whatever
+the baseline, a CURRENT column that is stale (its spec hash is not this rnnspec's,
+:mod:`rnnspec.spec.columns`) or a claim that passed with nothing asserted (a hollow
+pass). The fixed ones (failing or divergent in BASE, no longer in CURRENT) are
+listed. Never-gating columns (nightly, the release sweep) are reported, never gated.
 Reports are paired by environment name (``RNNSPEC_ENV``; tox sets it).
 
 Standard library only (plus rnnspec.spec's data helpers), like tools/report.py.
@@ -29,8 +32,9 @@ from pathlib import Path
 from rnnspec.spec import versions
 from rnnspec.tools import findings
 from rnnspec.spec.outcomes import GATE_FAILING, SPEC_ROOT
-from rnnspec.tools.report import (DIVERGENCES, _divergence_id, _md, cell, claims_of,
-                                  load_divergence_entries)
+from rnnspec.spec import columns
+from rnnspec.tools.report import (DIVERGENCES, _divergence_id, _md, cell, claims_of, column_status,
+                                  hollow_passes, load_divergence_entries)
 
 CONVENTIONS = DIVERGENCES.parent / "conventions.toml"
 #: the committed compatibility matrix (a checkout only; a wheel has none)
@@ -281,22 +285,40 @@ def gate_one(base, current):
 
 
 def gate(baseline, current, divergences=None, annotate=False):
-    """``(text, exit status)``: 1 on a new failure or a new divergence, else 0."""
+    """``(text, exit status)``: 1 on a new failure, a new divergence, a stale column or a hollow
+    pass, else 0."""
     divergences = load_divergence_entries() if divergences is None else divergences
-    lines, n_fail, n_div, n_fixed = [], 0, 0, 0
+    lines, n_fail, n_div, n_fixed, n_stale, n_hollow = [], 0, 0, 0, 0, 0
     lines.append(f"rnnspec gate: {len(current)} report(s) against {len(baseline)} baseline report(s)")
+    status = dict(zip((id(r) for r in current), column_status(current)))
     for base, cur in pair_reports(baseline, current):
         env = cur["environment"]
+        klass, spec_hash, stat = status[id(cur)]
         res = gate_one(base, cur)
         new_div = res["new_divergences"] if base else []
-        bad = len(res["new_failures"]) + len(new_div)
-        n_fail += len(res["new_failures"])
-        n_div += len(new_div)
+        # whatever the baseline: a never-gating column reports only; a stale supported one,
+        # or a claim that passed with nothing asserted, is a defect of this run
+        stale = stat in ("stale", "unknown")
+        hollows = hollow_passes(cur)
+        if klass == columns.NEVER_GATING:
+            bad, stale, hollows = 0, False, []
+        else:
+            bad = len(res["new_failures"]) + len(new_div) + int(stale) + len(hollows)
+            n_fail += len(res["new_failures"])
+            n_div += len(new_div)
+            n_stale += int(stale)
+            n_hollow += len(hollows)
         n_fixed += len(res["fixed_failures"]) + len(res["fixed_divergences"])
-        status = "FAIL" if bad else "ok  "
+        verdict = "FAIL" if bad else "ok  "
         lines.append("")
-        lines.append(f"[{status}] {env_label(env)}"
-                     + ("" if base else "  (no baseline for this environment: a new one)"))
+        lines.append(f"[{verdict}] {env_label(env)}"
+                     + ("" if base else "  (no baseline for this environment: a new one)")
+                     + ("  (never gating: reported only)" if klass == columns.NEVER_GATING else ""))
+        if stale:
+            lines.append(f"  STALE          spec hash {spec_hash or '(none recorded)'}, this rnnspec's is "
+                         f"{columns.spec_hash()}: the column was not rerun since the spec changed; rerun it")
+        for k in hollows:
+            lines.append(f"  HOLLOW PASS    {k}: passed with none of its drawn examples asserted")
         if base:
             lines.append(f"       baseline {base['_source']}, current {cur['_source']}")
             va, vb = base["environment"].get("rnnspec"), env.get("rnnspec")
@@ -331,10 +353,10 @@ def gate(baseline, current, divergences=None, annotate=False):
     if missing:
         lines += ["", "Baseline environments without a current report (not gated): " + ", ".join(missing)]
     lines.append("")
-    failed = n_fail + n_div
+    failed = n_fail + n_div + n_stale + n_hollow
     verdict = "FAILED" if failed else "PASSED"
     lines.append(f"rnnspec gate {verdict}: {n_fail} new failure(s), {n_div} new divergence(s), "
-                 f"{n_fixed} fixed.")
+                 f"{n_stale} stale column(s), {n_hollow} hollow pass(es), {n_fixed} fixed.")
     if failed:
         lines.append("If the change is accepted, refresh the baseline (docs/ci/README.md); "
                      "otherwise fix the model or pin the old version.")
