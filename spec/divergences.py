@@ -230,12 +230,23 @@ def listed(divergence_id):
     return entry if divergence_applies(entry, environment()) else None
 
 
+def _hits(case, claim):
+    return [entry for entry in active_entries()
+            if any(fnmatch.fnmatch(claim, pattern) for pattern in entry["claims"])
+            and PREDICATES[entry["predicate"]](case)]
+
+
+def raising_divergences_for(case, claim=None):
+    """Every active raising entry that recognises ``case``: where two crashes are listed for one
+    example (a model that cannot be built, and a loop that would crash after it), the one Keras
+    raises first is the one the example meets."""
+    return [e for e in _hits(case, claim or current_claim()) if "raises" in e]
+
+
 def divergence_for(case, claim=None):
     """The active entry whose predicate recognises ``case`` under ``claim`` (default: the running claim), or None."""
     claim = claim or current_claim()
-    hits = [entry for entry in active_entries()
-            if any(fnmatch.fnmatch(claim, pattern) for pattern in entry["claims"])
-            and PREDICATES[entry["predicate"]](case)]
+    hits = _hits(case, claim)
     if not hits:
         return None
     # a crash pre-empts any value the example would otherwise compute

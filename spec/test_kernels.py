@@ -108,6 +108,9 @@ def test_use_cudnn_on_the_cpu(case, use_cudnn):
     (spec/data/cudnn.toml [use_cudnn_true_on_cpu])."""
     if "gpu" in adapter.devices():
         pytest.skip("use_cudnn on the CPU is claimed on machines without a GPU (with one, True may take cuDNN)")
+    if not adapter.conventions()["use_cudnn_argument"]:
+        pytest.skip(f"unsupported: Keras {adapter.KERAS_VERSION}'s LSTM and GRU have no `use_cudnn` argument "
+                    f"(conventions.toml use_cudnn_argument: not in their signature or docstring)")
     c = case.config
     layer = adapter.make_layer(c.kind, c.units, **c.keras_kwargs(), use_cudnn=use_cudnn,
                                kernel_initializer="zeros", recurrent_initializer="zeros")

@@ -69,6 +69,7 @@ GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 FLOAT32_ULP = 2.0 ** -23
 UNIT_FORGET_BIAS_FINDING = "lstm-unit-forget-bias-keeps-bias-initializer"
 SIMPLE_RNN_ACTIVITY_FINDING = "keras3-simple-rnn-drops-activity-regularizer"
+SEED_ZERO_FINDING = "keras30-initializer-seed-zero-is-unseeded"
 
 
 _finding = listed
@@ -186,6 +187,13 @@ def test_initializer_arguments_produce_what_they_name(d):
             f"(shape {w.shape}): not orthogonal {'rows' if w.shape[0] <= w.shape[1] else 'columns'} [{where}]")
     if "seed" in params:
         again = _initialized(d)
+        entry = _finding(SEED_ZERO_FINDING) if params["seed"] == 0 else None
+        if entry is not None and not np.array_equal(w, again):
+            # its model: seed=0 is an unseeded initializer, so two fresh layers may differ (two
+            # unseeded draws can still agree, e.g. an Orthogonal 1x1 of +-gain: then the example
+            # equals the documented behavior and is asserted as such)
+            outcomes.asserted_model(entry["id"])
+            return
         assert np.array_equal(w, again), f"two fresh layers with seed={params['seed']} differ [{where}]"
     outcomes.asserted_formulas()
 

@@ -362,6 +362,19 @@ def merge(reports, divergences=None, claim_prefixes=(), reference_hash=None, exp
             f"| {f'{run}/{total}' if total else '—'} "
             f"| {'—' if wall is None else f'{wall:.0f} s'} |")
     out.append("")
+    # the columns by class (README "Columns"), each with its spec hash
+    out += ["## Columns by class", ""]
+    for klass, what in ((_columns.SUPPORTED, "gate; all at one spec hash"),
+                        (_columns.DEVICE, "GPU columns, run when a device is lent; their hash shown, never stale"),
+                        (_columns.NEVER_GATING, "report only")):
+        rows = [(e, h, stat) for e, (k, h, stat) in zip(envs, status) if k == klass]
+        if not rows:
+            continue
+        out.append(f"- **{klass}** ({what}): " + ", ".join(
+            f"{_md(e['env_name'])} `{h or 'none'}`"
+            + (" **STALE**" if stat in ("stale", "unknown") else " (another spec)" if stat == "differs" else "")
+            for e, h, stat in rows))
+    out.append("")
     present = {e.get("env_name") for e in envs}
     missing = [n for n in _columns.supported_columns() if n not in present]
     if expect_supported:
