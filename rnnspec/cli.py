@@ -1,6 +1,6 @@
 """The ``rnnspec`` command (entry point ``rnnspec = rnnspec.cli:main``).
 
-    rnnspec run [--profile ci|dev|thorough|nightly] [--report OUT.json] [-- PYTEST ARGS]
+    rnnspec run [--profile ci|dev|thorough|nightly|sweep] [--report OUT.json] [-- PYTEST ARGS]
     rnnspec report merge REPORTS... [-o matrix.md]
     rnnspec report diff OLD.json NEW.json [-o note.md]     # an upgrade note
     rnnspec report guide REPORTS... [-o DIR]               # the behavior guide (static HTML)
@@ -21,7 +21,7 @@ import click
 
 from rnnspec import __version__
 
-PROFILES = ("ci", "dev", "thorough", "nightly", "debug")
+PROFILES = ("ci", "dev", "thorough", "nightly", "debug", "sweep")
 
 
 class BadInput(click.ClickException):
@@ -71,7 +71,8 @@ def keras_installed():
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
               help="Hypothesis profile: ci (40 examples, deterministic), dev (15), thorough (600), "
-                   "nightly (600 + example database). Default: $RNNSPEC_PROFILE, else ci.")
+                   "nightly (600 + example database), sweep (10, deterministic; the release sweep). "
+                   "Default: $RNNSPEC_PROFILE, else ci.")
 @click.option("--report", "report", default="rnnspec-report.json", show_default=True,
               help="where to write the conformance report (JSON, schema 2)")
 @click.option("--env-name", default=None,
