@@ -1,11 +1,14 @@
 """The ``rnnspec`` command (entry point ``rnnspec = rnnspec.cli:main``).
 
-    rnnspec run [--profile ci|dev|thorough|nightly] [--report OUT.json] [-- PYTEST ARGS]
+    rnnspec run [--profile ci|dev|thorough|nightly|sweep] [--report OUT.json] [-- PYTEST ARGS]
     rnnspec report merge REPORTS... [-o matrix.md]
     rnnspec report diff OLD.json NEW.json [-o note.md]     # an upgrade note
     rnnspec report guide REPORTS... [-o DIR]               # the behavior guide (static HTML)
+    rnnspec report timeline REPORTS... [-o DIR]            # per backend: claims x Keras releases
     rnnspec gate --baseline BASE CURRENT...                 # exit 1 on a new failure or divergence
     rnnspec repro ID [--report R.json]                      # print a reproducer
+    rnnspec sweep --backend B [--keras SPEC] [--every patch|minor] [--jobs N] [-o DIR]
+    rnnspec bisect --claim ID --good A --bad B --backend B  # which release changed a claim
 
 Exit status: 0 fine; 1 the spec failed / the gate failed; 2 bad input (a
 missing or corrupt report, a report of another rnnspec version, an unknown
@@ -21,7 +24,7 @@ import click
 
 from rnnspec import __version__
 
-PROFILES = ("ci", "dev", "thorough", "nightly", "debug")
+PROFILES = ("ci", "dev", "thorough", "nightly", "debug", "sweep")
 
 
 class BadInput(click.ClickException):
@@ -71,7 +74,8 @@ def keras_installed():
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
               help="Hypothesis profile: ci (40 examples, deterministic), dev (15), thorough (600), "
-                   "nightly (600 + example database). Default: $RNNSPEC_PROFILE, else ci.")
+                   "nightly (600 + example database), sweep (10, deterministic; the release sweep). "
+                   "Default: $RNNSPEC_PROFILE, else ci.")
 @click.option("--report", "report", default="rnnspec-report.json", show_default=True,
               help="where to write the conformance report (JSON, schema 2)")
 @click.option("--env-name", default=None,
@@ -171,6 +175,24 @@ def guide(reports, output, exclude):
     click.echo(f"wrote {len(pages)} pages to {output}/ (open {os.path.join(output, 'index.html')})", err=True)
 
 
+@report.command()
+@click.argument("reports", nargs=-1, required=True)
+@click.option("-o", "--output", default="rnnspec-timeline", show_default=True,
+              help="the folder for <backend>.md and <backend>.json (the project's: docs/conformance/timeline)")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="leave out matched files with this name pattern")
+def timeline(reports, output, exclude):
+    """Per backend, a row per claim and per divergence, a column per Keras release, from REPORTS
+    (e.g. reports/sweep/*.json; the sweep's *.status files beside them mark releases that could
+    not be installed), with each divergence's and finding's first bad and first fixed release."""
+    from rnnspec.tools import report as tool
+    from rnnspec.tools import timeline as tl
+    loaded = _load(reports, exclude)
+    statuses = tl.statuses_beside(tool.expand_paths(reports, exclude))
+    written = tl.write(tl.build(loaded, statuses), output)
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+
+
 # --------------------------------------------------------------------------- gate
 
 @main.command()
@@ -217,6 +239,127 @@ def repro(ident, report_path):
         click.echo(find(ident, loaded), nl=False)
     except LookupError as exc:
         raise BadInput(str(exc.args[0])) from None
+
+
+# --------------------------------------------------------------------------- sweep
+
+@main.command()
+@click.option("--backend", required=True, type=click.Choice(("torch", "jax", "tensorflow")))
+@click.option("--keras", "keras_spec", default=">=3.0,<4", show_default=True,
+              help="which Keras releases (a PEP 440 specifier over tools/data/sweep.toml's list)")
+@click.option("--every", type=click.Choice(("patch", "minor")), default="patch", show_default=True,
+              help="every release, or the latest patch of each minor")
+@click.option("-j", "--jobs", default=1, show_default=True, help="releases run at a time")
+@click.option("-o", "--output", default="reports/sweep", show_default=True,
+              help="the folder for <backend>-keras<version>.json, .status and logs/")
+@click.option("--venvs", default=None, help="where the environments are built and kept "
+              "(default ~/.cache/rnnspec/sweep-venvs)")
+@click.option("--python", "python", default=None, help="the environments' Python (default: the data file's, 3.11)")
+@click.option("--timeout", default=7200, show_default=True, help="seconds per release's spec run")
+@click.option("--retry-failed", is_flag=True, help="try again the releases whose environment could not be built")
+@click.option("--list", "list_only", is_flag=True, help="print the releases as a JSON list and exit "
+              "(a CI matrix: docs/ci/sweep.yml)")
+@click.option("--dry-run", is_flag=True, help="print each release's pair and whether it would run; build nothing")
+def sweep(backend, keras_spec, every, jobs, output, venvs, python, timeout, retry_failed, list_only, dry_run):
+    """Run the spec against every Keras release (one uv environment each, profile `sweep`).
+
+    Resumable: a release whose report exists at the current spec hash is skipped. A release
+    that cannot be installed is recorded in its .status file with uv's reason.
+    """
+    import json
+    from rnnspec.tools import sweep as tool
+    try:
+        versions = tool.release_list(keras_spec, every)
+        pairs = [tool.pair(v, backend, python=python) for v in versions]
+    except (ValueError, LookupError) as exc:
+        raise BadInput(str(exc)) from None
+    if list_only:
+        click.echo(json.dumps(versions))
+        return
+    if not pairs:
+        raise BadInput(f"no Keras release in the sweep's list matches {keras_spec!r}")
+    if not tool.is_checkout():
+        raise BadInput(f"rnnspec sweep installs the rnnspec checkout into every environment, and "
+                       f"{tool.ROOT} is not one: run it from a checkout installed with pip install -e .")
+    if dry_run:
+        spec_hash = tool.checkout_hash()
+        for p in pairs:
+            current = tool.recorded_hash(tool.report_path(output, p)) == spec_hash
+            click.echo(f"{p.name}: {' '.join(p.requirements)} (python {p.python}"
+                       + (f", find-links {p.find_links}" if p.find_links else "") + ")"
+                       + (": report current, skipped" if current else ""))
+        return
+    envs = tool.UvEnvironments(venvs) if venvs else None
+    tool.sweep(pairs, output, jobs=jobs, envs=envs, retry_failed=retry_failed, timeout=timeout,
+               echo=lambda line: click.echo(line, err=True))
+
+
+# --------------------------------------------------------------------------- bisect
+
+@main.command()
+@click.option("--claim", required=True, help="the claim id, e.g. spec/test_equivalence.py::test_layer_matches_reference")
+@click.option("--good", required=True, help="a Keras release with the old outcome")
+@click.option("--bad", required=True, help="a later Keras release with the new outcome")
+@click.option("--backend", required=True, type=click.Choice(("torch", "jax", "tensorflow")))
+@click.option("--example", "example", default=None,
+              help="a report in which the claim failed: run only its failing nodes")
+@click.option("--timeline", "timeline_dir", default=None,
+              help="a timeline folder (rnnspec report timeline); default the checkout's docs/conformance/timeline")
+@click.option("--ignore-timeline", is_flag=True, help="bisect even where the timeline shows several changes")
+@click.option("--venvs", default=None, help="the sweep's environments (default ~/.cache/rnnspec/sweep-venvs)")
+@click.option("--timeout", default=3600, show_default=True, help="seconds per probe")
+def bisect(claim, good, bad, backend, example, timeline_dir, ignore_timeline, venvs, timeout):
+    """Find the first Keras release between GOOD and BAD where CLAIM's outcome changed.
+
+    Prints the outcome at each step, the first bad release and the upstream compare range.
+    Exit status: 0 found (or the timeline's changes listed), 1 the same outcome at both ends or
+    an end that cannot be installed, 2 bad input.
+    """
+    from rnnspec.tools import bisect_releases as tool
+    from rnnspec.tools import sweep as sw
+    from rnnspec.tools import timeline as tl
+    releases = sw.release_list(">=0")
+    for v in (good, bad):
+        if v not in releases:
+            raise BadInput(f"Keras {v} is not in the sweep's release list (tools/data/sweep.toml)")
+    folder = timeline_dir or tool.DEFAULT_TIMELINE
+    t = tl.load(folder, backend)
+    if timeline_dir and t is None:
+        raise BadInput(f"no timeline for {backend} in {timeline_dir} (expected {backend}.json)")
+    if t is not None and not ignore_timeline:
+        found = tool.timeline_changes(t, claim, good, bad)
+        if len(found) > 1:
+            click.echo(f"the timeline ({folder}/{backend}.json) shows {claim} changing {len(found)} times "
+                       f"between {good} and {bad}; one bisection would report only one of them:")
+            for a, sa, b, sb in found:
+                click.echo(f"  {a}: {tool.describe(sa)} -> {b}: {tool.describe(sb)}   {tool.compare_url(a, b)}")
+            click.echo("narrow --good/--bad to one change, or pass --ignore-timeline")
+            return
+    if not sw.is_checkout():
+        raise BadInput(f"rnnspec bisect installs the rnnspec checkout into each release's environment, "
+                       f"and {sw.ROOT} is not one: run it from a checkout installed with pip install -e .")
+    nodes = None
+    if example:
+        _load([example])   # a readable report of this schema, or exit 2
+        nodes = tool.failing_nodes(example, claim)
+        if not nodes:
+            click.echo(f"{example} lists no failing node of {claim}: running the whole claim", err=True)
+    envs = sw.UvEnvironments(venvs) if venvs else None
+    probe = tool.ClaimProbe(claim, backend, nodes=nodes, envs=envs, timeout=timeout)
+    click.echo(f"bisecting {claim} on {backend} between {good} (good) and {bad} (bad)")
+    try:
+        res = tool.bisect(releases, good, bad, probe, echo=click.echo)
+    except (LookupError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+    if res["status"] != "found":
+        click.echo(res["detail"])
+        sys.exit(1)
+    click.echo(f"first bad release: {res['first_bad']} ({tool.describe(res['outcome'])}); "
+               f"last good: {res['last_good']}")
+    if res["between_untested"]:
+        click.echo(f"not installable in between: {', '.join(res['between_untested'])}: the change is in "
+                   f"one of the releases after {res['last_good']} up to {res['first_bad']}")
+    click.echo(f"upstream: {tool.compare_url(res['last_good'], res['first_bad'])}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ Profiles (choose with ``--hypothesis-profile NAME`` or ``RNNSPEC_PROFILE=NAME``)
   failing example it finds and replays it first on the next run; cache the
   directory between nightly jobs.
 - ``debug``: 10 examples, verbose.
+- ``sweep``: the release sweep (``rnnspec sweep``, one run per Keras release):
+  deterministic like ``ci``, no example database, 10 examples per claim instead
+  of 40. Every claim and every pool entry still runs (pools are parametrized,
+  ``spec/pool.py``; budgets scale with max_examples, ``spec/profiles.py``);
+  argument coverage is reported, not judged, below 40 examples (``spec/arguments.py``).
 
 Deadlines are off: the first call of a new configuration traces a graph
 (tens to hundreds of ms on TF, about 1 s on JAX), which is not a fault.
@@ -72,6 +77,8 @@ settings.register_profile(
     database=DirectoryBasedExampleDatabase(os.environ.get("RNNSPEC_EXAMPLE_DB", ".hypothesis/examples")),
     **_COMMON)
 settings.register_profile("debug", max_examples=10, verbosity=Verbosity.verbose, **_COMMON)
+settings.register_profile("sweep", max_examples=10, derandomize=True, print_blob=True,
+                          database=None, **_COMMON)
 
 PROFILE = os.environ.get("RNNSPEC_PROFILE", "dev")
 settings.load_profile(PROFILE)
