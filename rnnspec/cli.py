@@ -289,7 +289,10 @@ def sweep(backend, keras_spec, every, jobs, output, venvs, python, timeout, retr
                        + (f", find-links {p.find_links}" if p.find_links else "") + ")"
                        + (": report current, skipped" if current else ""))
         return
-    envs = tool.UvEnvironments(venvs) if venvs else None
+    try:
+        envs = tool.UvEnvironments(venvs) if venvs else tool.UvEnvironments()
+    except tool.InstallError as exc:
+        raise BadInput(str(exc)) from None
     tool.sweep(pairs, output, jobs=jobs, envs=envs, retry_failed=retry_failed, timeout=timeout,
                echo=lambda line: click.echo(line, err=True))
 
@@ -344,7 +347,10 @@ def bisect(claim, good, bad, backend, example, timeline_dir, ignore_timeline, ve
         nodes = tool.failing_nodes(example, claim)
         if not nodes:
             click.echo(f"{example} lists no failing node of {claim}: running the whole claim", err=True)
-    envs = sw.UvEnvironments(venvs) if venvs else None
+    try:
+        envs = sw.UvEnvironments(venvs) if venvs else sw.UvEnvironments()
+    except sw.InstallError as exc:
+        raise BadInput(str(exc)) from None
     probe = tool.ClaimProbe(claim, backend, nodes=nodes, envs=envs, timeout=timeout)
     click.echo(f"bisecting {claim} on {backend} between {good} (good) and {bad} (bad)")
     try:

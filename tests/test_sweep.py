@@ -513,3 +513,17 @@ def test_the_sweep_workflow_s_matrix_is_the_release_list():
     assert "rnnspec sweep" in run and '"==$RNNSPEC_RELEASE"' in run
     assert "rnnspec report timeline" in "\n".join(s.get("run", "") for s in wf["jobs"]["timeline"]["steps"])
     assert wf["on"]["workflow_dispatch"]["inputs"]["backend"]["options"] == list(sweep.BACKENDS)
+
+
+def test_without_uv_the_sweep_says_how_to_get_it(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_uv(name, *args, **kwargs):
+        if name == "uv":
+            raise ImportError("no uv here")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_uv)
+    monkeypatch.setattr(sweep.shutil, "which", lambda name: None)
+    with pytest.raises(sweep.InstallError, match=r"rnnspec\[sweep\]"):
+        sweep.UvEnvironments()

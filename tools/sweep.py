@@ -167,11 +167,27 @@ def _tail(text, lines=15):
     return "\n".join((text or "").strip().splitlines()[-lines:])
 
 
+def find_uv():
+    """The uv executable: the one the ``uv`` package installed (``pip install 'rnnspec[sweep]'``),
+    else ``uv`` on PATH. Raises :class:`InstallError` when there is none."""
+    try:
+        from uv import find_uv_bin
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("uv")
+    if not found:
+        raise InstallError("the sweep builds its environments with uv, and none is installed: "
+                           "pip install 'rnnspec[sweep]' (or uv itself)")
+    return found
+
+
 class UvEnvironments:
     """Builds (and caches) one uv virtual environment per :class:`Pair` under ``cache``."""
 
-    def __init__(self, cache=DEFAULT_VENVS, root=ROOT, uv="uv", timeout=3600):
-        self.cache, self.root, self.uv, self.timeout = Path(cache), Path(root), uv, timeout
+    def __init__(self, cache=DEFAULT_VENVS, root=ROOT, uv=None, timeout=3600):
+        self.cache, self.root, self.timeout = Path(cache), Path(root), timeout
+        self.uv = uv or find_uv()
 
     def path(self, p):
         return self.cache / f"py{p.python}" / p.name
