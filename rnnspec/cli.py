@@ -330,7 +330,7 @@ def bisect(claim, good, bad, backend, example, timeline_dir, ignore_timeline, ve
     if timeline_dir and t is None:
         raise BadInput(f"no timeline for {backend} in {timeline_dir} (expected {backend}.json)")
     if t is not None and not ignore_timeline:
-        found = tool.timeline_changes(t, claim, good, bad)
+        found = tl.changes(t, claim, good, bad)
         if len(found) > 1:
             click.echo(f"the timeline ({folder}/{backend}.json) shows {claim} changing {len(found)} times "
                        f"between {good} and {bad}; one bisection would report only one of them:")

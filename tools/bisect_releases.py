@@ -69,12 +69,6 @@ class ClaimProbe:
         return _timeline.signature(summary) if summary else ("not run", ())
 
 
-def timeline_changes(timeline, claim, good, bad):
-    """The changes of ``claim``'s outcome in ``timeline`` from good to bad: ``[(a, sig a, b, sig b)]``."""
-    seq, _ = _timeline.changes(timeline, claim, good, bad)
-    return [(a, sa, b, sb) for (a, sa), (b, sb) in zip(seq, seq[1:]) if sa != sb]
-
-
 def bisect(releases, good, bad, probe, echo=print):
     """Binary search for the first release after ``good`` whose outcome differs from ``good``'s.
 

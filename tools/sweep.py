@@ -142,19 +142,22 @@ def checkout_hash(root=ROOT):
     return columns.hash_of({prefix: Path(root) / prefix for prefix in columns.SPEC_PACKAGES})
 
 
-def recorded_hash(path):
-    """``environment.spec_hash`` of the report at ``path``; None when absent or unreadable."""
-    try:
-        return (json.loads(Path(path).read_text()).get("environment") or {}).get("spec_hash")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def read_status(path):
+    """The JSON object at ``path`` (a status file or a report); None when absent or unreadable."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def _spec_hash_of(report):
+    return (report.get("environment") or {}).get("spec_hash") if report else None
+
+
+def recorded_hash(path):
+    """``environment.spec_hash`` of the report at ``path``; None when absent or unreadable."""
+    return _spec_hash_of(read_status(path))
 
 
 # --------------------------------------------------------------------------- environments
@@ -279,11 +282,7 @@ class Result:
 
 
 def _outcomes(report):
-    try:
-        claims = json.loads(Path(report).read_text())["claims"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return dict(Counter(c.get("outcome") for c in claims.values()))
+    return dict(Counter(c.get("outcome") for c in ((report or {}).get("claims") or {}).values()))
 
 
 def _write_status(out, p, status, spec_hash, **fields):
@@ -319,8 +318,9 @@ def _one(p, out, envs, runner, spec_hash, retry_failed, timeout, log):
         _write_status(out, p, "no-report", spec_hash, exit_status=code, reason=detail, wall_s=wall,
                       env_s=built)
         return Result(p, "no-report", wall, detail)
-    outcomes = _outcomes(report)
-    _write_status(out, p, "ran", recorded_hash(report), exit_status=code, wall_s=wall, env_s=built,
+    written = read_status(report)   # the report, read once (None: unreadable)
+    outcomes = _outcomes(written)
+    _write_status(out, p, "ran", _spec_hash_of(written), exit_status=code, wall_s=wall, env_s=built,
                   outcomes=outcomes)
     return Result(p, "ran", wall, f"exit {code}", outcomes)
 

@@ -170,8 +170,8 @@ def bad_runs(seq):
 
 
 def changes(timeline, claim, good, bad):
-    """``[(release, signature)]`` of ``claim`` for the releases from ``good`` to ``bad``
-    (inclusive) that ran it, and the number of times the signature changes there."""
+    """The changes of ``claim``'s signature over the releases from ``good`` to ``bad``
+    (inclusive) that ran it: ``[(release a, signature a, next release b, signature b)]``."""
     row = timeline["claims"].get(claim) or {}
     lo, hi = _vtuple(good), _vtuple(bad)
     seq = []
@@ -179,8 +179,7 @@ def changes(timeline, claim, good, bad):
         cell = row.get(v)
         if cell is not None and lo <= _vtuple(v) <= hi:
             seq.append((v, (cell["outcome"], tuple(cell["divergences"]))))
-    n = sum(1 for a, b in zip(seq, seq[1:]) if a[1] != b[1])
-    return seq, n
+    return [(a, sa, b, sb) for (a, sa), (b, sb) in zip(seq, seq[1:]) if sa != sb]
 
 
 # --------------------------------------------------------------------------- the page
